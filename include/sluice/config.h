@@ -1,0 +1,100 @@
+/*
+ * Daemon configuration: one JSON file (read with jansson), command-line
+ * flags overriding it. Every key lives in ONE table (proxy/config.c:
+ * name, type, default, bounds, help); the parser, `sluice --help` and the
+ * README's table are generated from it.
+ *
+ * JSON shape (dotted table names map to nested objects):
+ *   {
+ *     "listen": "127.0.0.1:9092",
+ *     "advertised_listener": "127.0.0.1:9092",     (default: listen)
+ *     "node_id": 0,
+ *     "log_level": "info",
+ *     "upstream": {
+ *       "bootstrap_servers": "broker1:9092,broker2:9092" | "mock:3",
+ *       "message_timeout_ms": 20000,
+ *       "properties": { "<any librdkafka property>": "value", ... }
+ *     },
+ *     "metadata": { "refresh_ms": 30000, "max_age_ms": 300000 },
+ *     "limits": {
+ *       "max_request_bytes": 104857600, "max_connections": 10000,
+ *       "max_inflight_requests": 32, "max_inflight_bytes": 67108864,
+ *       "memory_budget_bytes": 1073741824, "max_decompressed_bytes": ...
+ *     },
+ *     "shutdown_timeout_ms": 10000
+ *   }
+ * Flags: --<dotted.name>=VALUE or --<dotted.name> VALUE for every table
+ * key, aliases --listen, --upstream (= upstream.bootstrap_servers),
+ * --config FILE, -X prop=value (an upstream librdkafka property),
+ * --help, --version.
+ *
+ * Errors name the file, line and key and say what was expected, e.g.
+ *   sluice.json:7: limits.max_connections: expected an integer in
+ *   1..1000000, got "many"
+ * Thread: main thread, before the loop starts.
+ */
+#ifndef SLUICE_CONFIG_H
+#define SLUICE_CONFIG_H
+
+#include <stdio.h>
+
+#include "sluice/common.h"
+
+typedef struct sl_kv {
+    char *key;
+    char *value;
+} sl_kv;
+
+typedef struct sl_config {
+    char *listen;              /* "host:port" */
+    char *advertised_listener; /* "host:port"; NULL = same as listen */
+    int64_t node_id;
+    int64_t log_level;         /* sl_log_level */
+
+    char *upstream_bootstrap;  /* "mock:N" starts N in-process brokers */
+    int64_t upstream_message_timeout_ms;
+    sl_kv *upstream_props;     /* passed through to librdkafka, in order */
+    size_t n_upstream_props;
+
+    int64_t metadata_refresh_ms;
+    int64_t metadata_max_age_ms;
+
+    int64_t max_request_bytes;
+    int64_t max_connections;
+    int64_t max_inflight_requests; /* per connection */
+    int64_t max_inflight_bytes;    /* per connection */
+    int64_t memory_budget_bytes;   /* all connections */
+    int64_t max_decompressed_bytes; /* per batch */
+
+    int64_t shutdown_timeout_ms;
+
+    char *config_path; /* the file loaded, or NULL */
+} sl_config;
+
+/* Sets every key to its table default. */
+void sl_config_defaults(sl_config *c);
+
+/* Loads a JSON file over the current values. On error returns SL_E_CONFIG
+ * and writes "file:line: key: message" to err (err_len bytes). Unknown keys
+ * are errors (a typo must not silently fall back to a default). */
+int sl_config_load_file(sl_config *c, const char *path, char *err,
+                        size_t err_len);
+
+/* Parses argv: first finds --config and loads that file, then applies the
+ * flags over it (flags win). Returns 0 to run, 1 if --help/--version was
+ * printed (exit 0), or SL_E_CONFIG with err filled (exit 2). Positional
+ * arguments: on return *argi is the index of the first unparsed one
+ * (argc if none), for subcommands. */
+int sl_config_parse_args(sl_config *c, int argc, char **argv, int *argi,
+                         char *err, size_t err_len);
+
+/* Prints the usage text generated from the table. */
+void sl_config_usage(FILE *out);
+
+/* Splits "host:port" / "[v6]:port"; host is written into host_buf. */
+int sl_config_split_hostport(const char *s, char *host_buf, size_t host_len,
+                             int *port);
+
+void sl_config_free(sl_config *c);
+
+#endif
