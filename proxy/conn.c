@@ -1,1 +1,562 @@
-/* placeholder */
+/*
+ * Client connections: frame assembly, request dispatch, answers strictly in
+ * request order, and read muting (limits, memory budget, shutdown).
+ * Loop thread only.
+ */
+#include "sluice/server.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Shared read buffer: reads on the loop thread are sequential, and
+ * on_read copies out whatever does not complete a frame, so one buffer
+ * serves every connection (10,000 idle connections cost no buffers). */
+#define READ_BUF_SIZE 65536
+static uint8_t read_buf[READ_BUF_SIZE];
+
+/* Kafka error for APIs Sluice knows but does not serve. */
+static const struct {
+    int16_t api_key;
+    int16_t error;
+} unserved_errors[] = {
+    {17, 33},  /* SaslHandshake: UNSUPPORTED_SASL_MECHANISM */
+    {24, 53},  /* AddPartitionsToTxn: TRANSACTIONAL_ID_AUTHORIZATION_FAILED */
+    {25, 53},  /* AddOffsetsToTxn */
+    {26, 53},  /* EndTxn */
+    {28, 53},  /* TxnOffsetCommit */
+};
+
+static int16_t unserved_error(int16_t key)
+{
+    for (size_t i = 0; i < SL_ARRAY_SIZE(unserved_errors); i++)
+        if (unserved_errors[i].api_key == key)
+            return unserved_errors[i].error;
+    return SL_KERR_UNSUPPORTED_VERSION;
+}
+
+typedef struct write_req {
+    uv_write_t w;
+    uint8_t *data; /* response frame, owned until the write completes */
+} write_req;
+
+static void on_close(uv_handle_t *h);
+static void dispatch(sl_conn *c, uint8_t *frame, size_t len);
+
+/* ---- answers ------------------------------------------------------------ */
+
+static void on_write(uv_write_t *w, int status)
+{
+    write_req *wr = (write_req *)w;
+    sl_conn *c = w->data;
+    sl_free(wr->data);
+    sl_free(wr);
+    c->writes_pending--;
+    if (status < 0 && status != UV_ECANCELED)
+        sl__conn_close(c, uv_strerror(status));
+}
+
+static void write_frame(sl_conn *c, uint8_t *data, size_t len)
+{
+    write_req *wr;
+    uv_buf_t buf;
+    int rc;
+
+    if (c->closing) {
+        sl_free(data);
+        return;
+    }
+    wr = sl_malloc(sizeof(*wr));
+    wr->data = data;
+    wr->w.data = c;
+    buf = uv_buf_init((char *)data, (unsigned)len);
+    rc = uv_write(&wr->w, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
+    if (rc < 0) {
+        sl_free(data);
+        sl_free(wr);
+        sl__conn_close(c, uv_strerror(rc));
+        return;
+    }
+    c->writes_pending++;
+}
+
+/* Releases what a finished request charged to its connection and the
+ * server budget. */
+static void release_charge(sl_conn *c, sl_req *req)
+{
+    c->inflight_reqs--;
+    c->inflight_bytes -= req->mem;
+    sl__mem_release(c->srv, req->mem);
+    req->mem = 0;
+}
+
+void sl__req_free(sl_server *srv, sl_req *req)
+{
+    if (req->mem)
+        sl__mem_release(srv, req->mem);
+    sl_free(req->frame);
+    sl_free(req->resp);
+    sl_free(req);
+}
+
+static void flush_queue(sl_conn *c)
+{
+    bool close_now = false;
+    while (c->q_head && c->q_head->answered) {
+        sl_req *req = c->q_head;
+        c->q_head = req->next;
+        if (c->q_head == NULL)
+            c->q_tail = NULL;
+        if (req->resp != NULL) {
+            write_frame(c, req->resp, req->resp_len);
+            req->resp = NULL;
+        }
+        close_now |= req->close_after;
+        release_charge(c, req);
+        sl__req_free(c->srv, req);
+    }
+    if (close_now)
+        sl__conn_close(c, "protocol error (see above)");
+    else
+        sl__conn_update_reading(c);
+}
+
+void sl__req_answer(sl_req *req, uint8_t *resp, size_t resp_len)
+{
+    sl_conn *c = req->conn;
+    sl_server *srv;
+
+    req->resp = resp;
+    req->resp_len = resp_len;
+    req->answered = true;
+    /* The frame is no longer referenced by anything once answered. */
+    sl_free(req->frame);
+    req->frame = NULL;
+    if (c == NULL) {
+        /* Orphaned: its connection is gone. */
+        srv = req->srv;
+        sl__req_free(srv, req);
+        sl__server_maybe_finish(srv);
+        return;
+    }
+    flush_queue(c);
+    sl__server_maybe_finish(c->srv);
+}
+
+/* ---- reading -------------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    sl_conn *c = h->data;
+    size_t want;
+
+    /* A large frame in progress is read straight into its own buffer. */
+    if (c->frame != NULL) {
+        want = c->frame_len - c->frame_got;
+        if (want >= READ_BUF_SIZE / 2) {
+            *buf = uv_buf_init((char *)c->frame + c->frame_got,
+                               (unsigned)SL_MIN(want, (size_t)1 << 30));
+            return;
+        }
+    }
+    *buf = uv_buf_init((char *)read_buf, READ_BUF_SIZE);
+}
+
+/* Consumes n bytes read at p: completes frames and keeps partial ones. */
+static void consume(sl_conn *c, const uint8_t *p, size_t n)
+{
+    const sl_config *cfg = c->srv->cfg;
+
+    while (n > 0 && !c->closing) {
+        if (c->frame == NULL) {
+            size_t take = SL_MIN(n, 4 - c->size_got);
+            int32_t size;
+            memcpy(c->size_buf + c->size_got, p, take);
+            c->size_got += take;
+            p += take;
+            n -= take;
+            if (c->size_got < 4)
+                return;
+            c->size_got = 0;
+            size = (int32_t)(((uint32_t)c->size_buf[0] << 24) |
+                             ((uint32_t)c->size_buf[1] << 16) |
+                             ((uint32_t)c->size_buf[2] << 8) |
+                             c->size_buf[3]);
+            if (size < 8 || (int64_t)size > cfg->max_request_bytes) {
+                char why[160];
+                snprintf(why, sizeof(why),
+                         "request frame of %d bytes is outside 8..%lld "
+                         "(limits.max_request_bytes)",
+                         size, (long long)cfg->max_request_bytes);
+                sl__conn_close(c, why);
+                return;
+            }
+            c->frame_len = (size_t)size;
+            c->frame_got = 0;
+            c->frame = sl_malloc(c->frame_len);
+        }
+        {
+            size_t take = SL_MIN(n, c->frame_len - c->frame_got);
+            if (p != c->frame + c->frame_got)
+                memcpy(c->frame + c->frame_got, p, take);
+            c->frame_got += take;
+            p += take;
+            n -= take;
+        }
+        if (c->frame_got == c->frame_len) {
+            uint8_t *frame = c->frame;
+            size_t len = c->frame_len;
+            c->frame = NULL;
+            c->frame_len = c->frame_got = 0;
+            dispatch(c, frame, len);
+        }
+    }
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    sl_conn *c = s->data;
+
+    if (nread < 0) {
+        sl__conn_close(c, nread == UV_EOF ? NULL : uv_strerror((int)nread));
+        return;
+    }
+    if (nread == 0)
+        return;
+    consume(c, (const uint8_t *)buf->base, (size_t)nread);
+}
+
+void sl__conn_update_reading(sl_conn *c)
+{
+    sl_server *srv = c->srv;
+    const sl_config *cfg = srv->cfg;
+    bool want = !c->closing && !srv->shutting_down && !srv->mem_paused &&
+                c->inflight_reqs < (size_t)cfg->max_inflight_requests &&
+                c->inflight_bytes < (size_t)cfg->max_inflight_bytes;
+
+    if (want && !c->reading) {
+        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+            c->reading = true;
+    } else if (!want && c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+}
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+void sl__conn_accept(sl_server *srv)
+{
+    sl_conn *c;
+    struct sockaddr_storage ss;
+    int len = sizeof(ss), rc;
+
+    c = sl_calloc(1, sizeof(*c));
+    uv_tcp_init(srv->loop, &c->tcp);
+    c->tcp.data = c;
+    c->srv = srv;
+    rc = uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&c->tcp);
+    if (rc < 0) {
+        sl_warn("accept: %s", uv_strerror(rc));
+        uv_close((uv_handle_t *)&c->tcp, on_close);
+        c->closing = true;
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->id = ++srv->next_conn_id;
+    strcpy(c->peer, "?");
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        char ip[INET6_ADDRSTRLEN] = "?";
+        int port = 0;
+        if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+            uv_ip4_name(a, ip, sizeof(ip));
+            port = ntohs(a->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+            uv_ip6_name(a, ip, sizeof(ip));
+            port = ntohs(a->sin6_port);
+        }
+        snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, port);
+    }
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->n_conns++;
+    sl_debug("conn %llu from %s", (unsigned long long)c->id, c->peer);
+    sl__conn_update_reading(c);
+}
+
+static void on_close(uv_handle_t *h)
+{
+    sl_conn *c = h->data;
+    sl_server *srv = c->srv;
+
+    if (c->id != 0) {
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            srv->conns = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+        srv->n_conns--;
+    }
+    sl_free(c->frame);
+    sl_free(c);
+    if (srv->accept_paused && !srv->shutting_down &&
+        srv->n_conns < (size_t)srv->cfg->max_connections) {
+        srv->accept_paused = false;
+        sl__conn_accept(srv);
+    }
+    sl__server_maybe_finish(srv);
+}
+
+void sl__conn_close(sl_conn *c, const char *why)
+{
+    sl_req *req, *next;
+
+    if (c->closing)
+        return;
+    c->closing = true;
+    if (why != NULL)
+        sl_warn("conn %llu %s (client.id \"%s\"): closing: %s",
+                (unsigned long long)c->id, c->peer, c->client_id, why);
+    else
+        sl_debug("conn %llu %s closed by peer", (unsigned long long)c->id,
+                 c->peer);
+    if (c->reading)
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+    /* Requests still working upstream are orphaned: they free themselves
+     * when their records settle. The rest go now. */
+    for (req = c->q_head; req; req = next) {
+        next = req->next;
+        req->conn = NULL;
+        req->next = NULL;
+        /* An orphan keeps its budget charge until freed: its frame is
+         * still referenced upstream. */
+        if (req->produce == NULL && req->wait == NULL)
+            sl__req_free(c->srv, req);
+    }
+    c->q_head = c->q_tail = NULL;
+    c->inflight_reqs = 0;
+    c->inflight_bytes = 0;
+    uv_close((uv_handle_t *)&c->tcp, on_close);
+}
+
+/* ---- dispatch ------------------------------------------------------------- */
+
+static void enqueue(sl_conn *c, sl_req *req)
+{
+    if (c->q_tail)
+        c->q_tail->next = req;
+    else
+        c->q_head = req;
+    c->q_tail = req;
+}
+
+/* Encodes a complete response frame around body bytes produced by fn. */
+static void answer_apiversions(sl_req *req)
+{
+    sl_kafka_ApiVersionsResponse resp;
+    int16_t ver = req->hdr.api_version;
+    sl_wr w;
+    size_t start;
+    uint8_t *buf;
+    size_t len;
+
+    if (ver > 3) {
+        /* Unsupported version: a v0 body with error 35 listing only
+         * ApiVersions, so the client retries with a version we know. */
+        sl_kafka_ApiVersionsResponse_build(&resp, true);
+        ver = 0;
+    } else {
+        sl_kafka_ApiVersionsRequest body;
+        sl_rd r = sl_rd_init(req->frame + req->hdr.len,
+                             req->frame_len - req->hdr.len);
+        sl_kafka_ApiVersionsResponse_build(&resp, false);
+        if (sl_kafka_ApiVersionsRequest_decode(&r, ver, &body) != 0 ||
+            (ver >= 3 &&
+             (!sl_kafka_software_name_valid(body.client_software_name) ||
+              !sl_kafka_software_name_valid(body.client_software_version)))) {
+            sl_warn("conn %llu %s: ApiVersions v%d with an invalid body or "
+                    "client software name: INVALID_REQUEST",
+                    (unsigned long long)req->conn->id, req->conn->peer, ver);
+            resp.error_code = SL_KERR_INVALID_REQUEST;
+            resp.n_apis = 0;
+        }
+    }
+    sl_wr_init(&w, 512);
+    start = sl_kafka_resp_hdr_encode(&w, SL_KAFKA_API_VERSIONS, ver,
+                                     req->hdr.correlation_id);
+    sl_kafka_ApiVersionsResponse_encode(&w, ver, &resp);
+    sl_kafka_frame_end(&w, start);
+    buf = sl_wr_release(&w, &len);
+    sl__req_answer(req, buf, len);
+}
+
+static void answer_init_producer_id(sl_server *srv, sl_req *req)
+{
+    sl_kafka_InitProducerIdRequest body;
+    sl_kafka_InitProducerIdResponse resp = {0, 0, -1, -1};
+    int16_t ver = req->hdr.api_version;
+    sl_rd r = sl_rd_init(req->frame + req->hdr.len,
+                         req->frame_len - req->hdr.len);
+    sl_wr w;
+    size_t start, len;
+    uint8_t *buf;
+
+    if (sl_kafka_InitProducerIdRequest_decode(&r, ver, &body) != 0) {
+        req->close_after = true;
+        sl_warn("conn %llu %s: malformed InitProducerId v%d",
+                (unsigned long long)req->conn->id, req->conn->peer, ver);
+        sl__req_answer(req, NULL, 0);
+        return;
+    }
+    if (body.transactional_id.len >= 0) {
+        sl_warn("conn %llu %s (client.id \"%s\"): InitProducerId for "
+                "transactional.id \"%.*s\": Sluice does not serve "
+                "transactions; answered TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
+                (unsigned long long)req->conn->id, req->conn->peer,
+                req->conn->client_id, (int)body.transactional_id.len,
+                body.transactional_id.p);
+        resp.error_code = SL_KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+    } else {
+        resp.error_code = sl_idem_init_producer(
+            srv->idem, ver >= 3 ? body.producer_id : -1,
+            ver >= 3 ? body.producer_epoch : -1, &resp.producer_id,
+            &resp.producer_epoch);
+        sl_debug("conn %llu: InitProducerId -> id %lld epoch %d",
+                 (unsigned long long)req->conn->id,
+                 (long long)resp.producer_id, resp.producer_epoch);
+    }
+    sl_wr_init(&w, 64);
+    start = sl_kafka_resp_hdr_encode(&w, SL_KAFKA_INIT_PRODUCER_ID, ver,
+                                     req->hdr.correlation_id);
+    sl_kafka_InitProducerIdResponse_encode(&w, ver, &resp);
+    sl_kafka_frame_end(&w, start);
+    buf = sl_wr_release(&w, &len);
+    sl__req_answer(req, buf, len);
+}
+
+static void answer_unserved(sl_conn *c, sl_req *req, const sl_kafka_api *api)
+{
+    int16_t err = unserved_error(req->hdr.api_key);
+    sl_wr w;
+    size_t start, len;
+    uint8_t *buf;
+
+    sl_wr_init(&w, 128);
+    start = sl_kafka_resp_hdr_encode(&w, req->hdr.api_key,
+                                     req->hdr.api_version,
+                                     req->hdr.correlation_id);
+    if (sl_kafka_error_response_encode(&w, req->hdr.api_key,
+                                       req->hdr.api_version, err) != 0) {
+        sl_wr_free(&w);
+        sl_warn("conn %llu %s (client.id \"%s\"): %s v%d is not served by "
+                "Sluice (a produce proxy: ApiVersions, Metadata, Produce, "
+                "InitProducerId) and has no error form; disconnecting",
+                (unsigned long long)c->id, c->peer, c->client_id, api->name,
+                req->hdr.api_version);
+        req->close_after = true;
+        sl__req_answer(req, NULL, 0);
+        return;
+    }
+    sl_kafka_frame_end(&w, start);
+    sl_log(c->unserved_logged ? SL_LOG_DEBUG : SL_LOG_WARN,
+           "conn %llu %s (client.id \"%s\"): %s v%d is not served by Sluice "
+           "(a produce proxy: ApiVersions, Metadata, Produce, "
+           "InitProducerId); answered %s",
+           (unsigned long long)c->id, c->peer, c->client_id, api->name,
+           req->hdr.api_version, sl_kafka_err_name(err));
+    c->unserved_logged = true;
+    buf = sl_wr_release(&w, &len);
+    sl__req_answer(req, buf, len);
+}
+
+/* Takes ownership of frame. */
+static void dispatch(sl_conn *c, uint8_t *frame, size_t len)
+{
+    sl_server *srv = c->srv;
+    sl_req *req = sl_calloc(1, sizeof(*req));
+    const sl_kafka_api *api;
+    int rc;
+
+    req->srv = srv;
+    req->conn = c;
+    req->frame = frame;
+    req->frame_len = len;
+    req->mem = len;
+    req->start_ms = sl__now_ms(srv);
+    c->inflight_reqs++;
+    c->inflight_bytes += len;
+    sl__mem_charge(srv, len);
+
+    rc = sl_kafka_req_hdr_decode(frame, len, &req->hdr);
+    api = sl_kafka_api_find(req->hdr.api_key);
+    if (rc == SL_E_TRUNCATED || api == NULL) {
+        char why[128];
+        if (api == NULL && rc != SL_E_TRUNCATED)
+            snprintf(why, sizeof(why), "unknown API key %d (version %d)",
+                     req->hdr.api_key, req->hdr.api_version);
+        else
+            snprintf(why, sizeof(why), "request header truncated");
+        release_charge(c, req);
+        sl__req_free(srv, req);
+        sl__conn_close(c, why);
+        return;
+    }
+    if (req->hdr.client_id.len > 0)
+        snprintf(c->client_id, sizeof(c->client_id), "%.*s",
+                 (int)req->hdr.client_id.len, req->hdr.client_id.p);
+    if (rc != 0) {
+        char why[128];
+        snprintf(why, sizeof(why), "malformed %s v%d request header",
+                 api->name, req->hdr.api_version);
+        release_charge(c, req);
+        sl__req_free(srv, req);
+        sl__conn_close(c, why);
+        return;
+    }
+    sl_debug("conn %llu: %s v%d corr %d (%zu bytes)",
+             (unsigned long long)c->id, api->name, req->hdr.api_version,
+             req->hdr.correlation_id, len);
+
+    /* Every request takes its place in the answer queue, acks=0 Produce
+     * included (it is answered with nothing once its records settle), so
+     * answers leave in request order and in-flight limits see it. */
+    enqueue(c, req);
+    if (req->hdr.api_key == SL_KAFKA_API_VERSIONS) {
+        answer_apiversions(req);
+        return;
+    }
+    if (!api->served) {
+        answer_unserved(c, req, api);
+        return;
+    }
+    if (req->hdr.api_version < api->min_version ||
+        req->hdr.api_version > api->max_version)
+        goto bad_version_queued;
+    switch (req->hdr.api_key) {
+    case SL_KAFKA_PRODUCE:
+        sl__produce_handle(srv, req);
+        return;
+    case SL_KAFKA_METADATA:
+        sl__metadata_handle(srv, req);
+        return;
+    case SL_KAFKA_INIT_PRODUCER_ID:
+        answer_init_producer_id(srv, req);
+        return;
+    default:
+        answer_unserved(c, req, api);
+        return;
+    }
+
+bad_version_queued:
+    sl_warn("conn %llu %s (client.id \"%s\"): %s v%d is outside the "
+            "advertised range %d..%d; disconnecting",
+            (unsigned long long)c->id, c->peer, c->client_id, api->name,
+            req->hdr.api_version, api->min_version, api->max_version);
+    req->close_after = true;
+    sl__req_answer(req, NULL, 0);
+}

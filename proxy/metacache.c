@@ -1,1 +1,516 @@
-/* placeholder */
+/*
+ * Upstream topic metadata: a cache refreshed on libuv's thread pool (the
+ * librdkafka metadata call blocks), and the Metadata API that clients see:
+ * Sluice is the one broker leading every partition; topic names and
+ * partition counts are the cluster's.
+ *
+ * Threads: the cache (topics, cluster id) is read and written on the loop
+ * thread only. A lookup job is filled in on a pool thread, touching only
+ * its own job struct and the thread-safe librdkafka handle, and merged
+ * into the cache in the after-work callback on the loop thread.
+ */
+#include "sluice/server.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* How long an upstream metadata call may block a pool thread. */
+#define LOOKUP_TIMEOUT_MS 5000
+/* A topic the cluster said does not exist is asked again after this. */
+#define NEGATIVE_TTL_MS 500
+
+typedef struct tnode {
+    sl_topic t;
+    struct tnode *next;
+} tnode;
+
+struct sl_metacache {
+    sl_server *srv;
+    tnode **buckets;
+    size_t n_buckets;
+    size_t n_topics;
+    char *cluster_id;
+    uint64_t full_refresh_ms; /* last successful all-topics refresh */
+    bool full_inflight;
+    bool stopped;
+    size_t jobs; /* lookups on the pool */
+};
+
+typedef struct job {
+    uv_work_t work;
+    sl_metacache *mc;
+    rd_kafka_t *rk;
+    bool all;           /* list every topic */
+    bool allow_create;  /* ask for each name, letting the cluster create it */
+    char **names;
+    size_t n_names;
+    /* Results (pool thread writes, loop thread reads after). */
+    const struct rd_kafka_metadata *full;
+    const struct rd_kafka_metadata **each;
+    rd_kafka_resp_err_t err;
+    char *cluster_id;   /* rd_kafka_mem_free */
+    bool want_cluster_id;
+    sl_metacache_cb cb;
+    void *arg;
+} job;
+
+static uint64_t hash_name(const char *p, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)p[i]) * 1099511628211ULL;
+    return h;
+}
+
+sl_metacache *sl__metacache_new(sl_server *srv)
+{
+    sl_metacache *mc = sl_calloc(1, sizeof(*mc));
+    mc->srv = srv;
+    mc->n_buckets = 1024;
+    mc->buckets = sl_calloc(mc->n_buckets, sizeof(*mc->buckets));
+    return mc;
+}
+
+void sl__metacache_free(sl_metacache *mc)
+{
+    if (mc == NULL)
+        return;
+    for (size_t b = 0; b < mc->n_buckets; b++) {
+        tnode *n = mc->buckets[b], *next;
+        for (; n; n = next) {
+            next = n->next;
+            if (n->t.rkt)
+                rd_kafka_topic_destroy(n->t.rkt);
+            sl_free(n->t.leaders);
+            sl_free(n->t.name);
+            sl_free(n);
+        }
+    }
+    sl_free(mc->buckets);
+    sl_free(mc->cluster_id);
+    sl_free(mc);
+}
+
+sl_topic *sl__metacache_get(sl_metacache *mc, const char *name, size_t len)
+{
+    tnode *n = mc->buckets[hash_name(name, len) & (mc->n_buckets - 1)];
+    for (; n; n = n->next)
+        if (n->t.name_len == len && memcmp(n->t.name, name, len) == 0)
+            return &n->t;
+    return NULL;
+}
+
+static void grow(sl_metacache *mc)
+{
+    size_t nb = mc->n_buckets * 2;
+    tnode **b = sl_calloc(nb, sizeof(*b));
+    for (size_t i = 0; i < mc->n_buckets; i++) {
+        tnode *n = mc->buckets[i], *next;
+        for (; n; n = next) {
+            size_t k = hash_name(n->t.name, n->t.name_len) & (nb - 1);
+            next = n->next;
+            n->next = b[k];
+            b[k] = n;
+        }
+    }
+    sl_free(mc->buckets);
+    mc->buckets = b;
+    mc->n_buckets = nb;
+}
+
+/* Entries are never freed while Sluice runs: in-flight produce requests
+ * hold sl_topic pointers. A deleted topic is marked !exists. */
+static sl_topic *get_or_add(sl_metacache *mc, const char *name, size_t len)
+{
+    sl_topic *t = sl__metacache_get(mc, name, len);
+    tnode *n;
+    size_t k;
+    if (t)
+        return t;
+    if (mc->n_topics + 1 > mc->n_buckets)
+        grow(mc);
+    n = sl_calloc(1, sizeof(*n));
+    n->t.name = sl_strndup(name, len);
+    n->t.name_len = len;
+    k = hash_name(name, len) & (mc->n_buckets - 1);
+    n->next = mc->buckets[k];
+    mc->buckets[k] = n;
+    mc->n_topics++;
+    return &n->t;
+}
+
+static void apply_topic(sl_metacache *mc, const rd_kafka_metadata_topic_t *mt,
+                        uint64_t now)
+{
+    sl_topic *t = get_or_add(mc, mt->topic, strlen(mt->topic));
+    t->updated_ms = now;
+    if (mt->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+        mt->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+        (mt->err == 0 && mt->partition_cnt == 0)) {
+        t->exists = false;
+        t->error = SL_KERR_UNKNOWN_TOPIC_OR_PARTITION;
+        return;
+    }
+    if (mt->err != 0 && mt->partition_cnt == 0) {
+        /* e.g. LEADER_NOT_AVAILABLE while the cluster creates it. */
+        t->error = mt->err > 0 ? (int16_t)mt->err
+                               : SL_KERR_LEADER_NOT_AVAILABLE;
+        return;
+    }
+    t->exists = true;
+    t->error = 0;
+    if (mt->partition_cnt != t->n_partitions) {
+        sl_free(t->leaders);
+        t->leaders = sl_calloc((size_t)mt->partition_cnt, sizeof(int32_t));
+        if (t->n_partitions != 0)
+            sl_info("topic %s: %d -> %d partitions", t->name,
+                    t->n_partitions, mt->partition_cnt);
+        t->n_partitions = mt->partition_cnt;
+    }
+    for (int i = 0; i < mt->partition_cnt; i++) {
+        int32_t id = mt->partitions[i].id;
+        if (id >= 0 && id < t->n_partitions)
+            t->leaders[id] = mt->partitions[i].leader;
+    }
+}
+
+/* Pool thread. */
+static void job_run(uv_work_t *w)
+{
+    job *j = w->data;
+    if (j->want_cluster_id)
+        j->cluster_id = rd_kafka_clusterid(j->rk, LOOKUP_TIMEOUT_MS);
+    if (j->all) {
+        j->err = rd_kafka_metadata(j->rk, 1, NULL, &j->full,
+                                   LOOKUP_TIMEOUT_MS);
+        return;
+    }
+    j->each = calloc(j->n_names, sizeof(*j->each));
+    if (j->each == NULL) {
+        j->err = RD_KAFKA_RESP_ERR__FAIL;
+        return;
+    }
+    for (size_t i = 0; i < j->n_names; i++) {
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(j->rk, j->names[i], NULL);
+        if (rkt == NULL)
+            continue;
+        if (rd_kafka_metadata(j->rk, 0, rkt, &j->each[i],
+                              LOOKUP_TIMEOUT_MS) != 0)
+            j->each[i] = NULL;
+        rd_kafka_topic_destroy(rkt);
+    }
+}
+
+/* Loop thread. */
+static void job_done(uv_work_t *w, int status)
+{
+    job *j = w->data;
+    sl_metacache *mc = j->mc;
+    uint64_t now = sl__now_ms(mc->srv);
+
+    mc->jobs--;
+    if (j->cluster_id) {
+        sl_free(mc->cluster_id);
+        mc->cluster_id = sl_strdup(j->cluster_id);
+        rd_kafka_mem_free(j->rk, j->cluster_id);
+    }
+    if (j->all) {
+        mc->full_inflight = false;
+        if (j->err == 0 && j->full) {
+            /* Topics missing from a complete listing are gone. */
+            for (size_t b = 0; b < mc->n_buckets; b++)
+                for (tnode *n = mc->buckets[b]; n; n = n->next)
+                    n->t.updated_ms = 0;
+            for (int i = 0; i < j->full->topic_cnt; i++)
+                apply_topic(mc, &j->full->topics[i], now);
+            for (size_t b = 0; b < mc->n_buckets; b++)
+                for (tnode *n = mc->buckets[b]; n; n = n->next)
+                    if (n->t.updated_ms == 0) {
+                        n->t.exists = false;
+                        n->t.error = SL_KERR_UNKNOWN_TOPIC_OR_PARTITION;
+                        n->t.updated_ms = now;
+                    }
+            mc->full_refresh_ms = now;
+            sl_debug("metadata: %d topics, %d brokers upstream",
+                     j->full->topic_cnt, j->full->broker_cnt);
+        } else {
+            sl_warn("upstream metadata refresh failed: %s",
+                    rd_kafka_err2str(j->err));
+        }
+        if (j->full)
+            rd_kafka_metadata_destroy(j->full);
+        /* A name-less listing that answered names we were asked about. */
+        for (size_t i = 0; i < j->n_names; i++) {
+            sl_topic *t = get_or_add(mc, j->names[i], strlen(j->names[i]));
+            if (t->updated_ms != now && j->err == 0) {
+                t->exists = false;
+                t->error = SL_KERR_UNKNOWN_TOPIC_OR_PARTITION;
+                t->updated_ms = now;
+            }
+        }
+    } else if (j->each) {
+        for (size_t i = 0; i < j->n_names; i++) {
+            if (j->each[i] == NULL) {
+                sl_warn("upstream metadata for topic %s: no answer",
+                        j->names[i]);
+                continue;
+            }
+            for (int k = 0; k < j->each[i]->topic_cnt; k++)
+                apply_topic(mc, &j->each[i]->topics[k], now);
+            rd_kafka_metadata_destroy(j->each[i]);
+        }
+    }
+    free(j->each);
+    for (size_t i = 0; i < j->n_names; i++)
+        sl_free(j->names[i]);
+    sl_free(j->names);
+    if (j->cb)
+        j->cb(mc->srv, j->arg);
+    sl_free(j);
+    sl__server_maybe_finish(mc->srv);
+}
+
+static void submit(sl_metacache *mc, job *j)
+{
+    j->mc = mc;
+    j->rk = mc->srv->up.rk;
+    j->want_cluster_id = mc->cluster_id == NULL;
+    j->work.data = j;
+    mc->jobs++;
+    uv_queue_work(mc->srv->loop, &j->work, job_run, job_done);
+}
+
+void sl__metacache_lookup(sl_metacache *mc, char **names, size_t n,
+                          bool allow_create, sl_metacache_cb cb, void *arg)
+{
+    job *j = sl_calloc(1, sizeof(*j));
+    j->names = sl_calloc(n ? n : 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        j->names[i] = sl_strdup(names[i]);
+    j->n_names = n;
+    /* Without auto-creation, ask for the full listing: naming a missing
+     * topic in a producer's metadata request would let the cluster create
+     * it (librdkafka's producer always allows auto-creation). */
+    j->all = !allow_create || n == 0;
+    j->allow_create = allow_create;
+    j->cb = cb;
+    j->arg = arg;
+    if (j->all)
+        mc->full_inflight = true;
+    submit(mc, j);
+}
+
+void sl__metacache_refresh_now(sl_metacache *mc)
+{
+    if (mc->full_inflight || mc->stopped)
+        return;
+    sl__metacache_lookup(mc, NULL, 0, false, NULL, NULL);
+}
+
+sl_topic **sl__metacache_all(sl_metacache *mc, size_t *n)
+{
+    sl_topic **v = sl_calloc(mc->n_topics + 1, sizeof(*v));
+    size_t k = 0;
+    for (size_t b = 0; b < mc->n_buckets; b++)
+        for (tnode *t = mc->buckets[b]; t; t = t->next)
+            if (t->t.exists)
+                v[k++] = &t->t;
+    *n = k;
+    return v;
+}
+
+const char *sl__metacache_cluster_id(sl_metacache *mc)
+{
+    return mc->cluster_id;
+}
+
+bool sl__metacache_fresh(sl_metacache *mc)
+{
+    return mc->full_refresh_ms != 0 &&
+           sl__now_ms(mc->srv) - mc->full_refresh_ms <=
+               (uint64_t)mc->srv->cfg->metadata_max_age_ms;
+}
+
+void sl__metacache_stop(sl_metacache *mc)
+{
+    mc->stopped = true;
+}
+
+/* ---- the Metadata API --------------------------------------------------- */
+
+typedef struct mwait {
+    sl_req *req;
+    sl_kafka_MetadataRequest body;
+} mwait;
+
+static void answer(sl_server *srv, sl_req *req,
+                   const sl_kafka_MetadataRequest *body)
+{
+    sl_metacache *mc = srv->meta;
+    int16_t ver = req->hdr.api_version;
+    sl_kafka_MetadataResponse resp = {0};
+    sl_kafka_MetadataBroker broker;
+    int32_t node = (int32_t)srv->cfg->node_id;
+    sl_topic **all = NULL;
+    size_t n_all = 0;
+    bool want_all = body->n_topics < 0 || (ver == 0 && body->n_topics == 0);
+    sl_wr w;
+    size_t start, len, n_parts = 0;
+    int32_t *ids = NULL;
+    sl_kafka_MetadataPartition *parts;
+    uint8_t *buf;
+
+    broker.node_id = node;
+    broker.host = SL_KSTR(srv->adv_host);
+    broker.port = srv->adv_port;
+    broker.rack = SL_KSTR_NULL;
+    resp.throttle_time_ms = 0;
+    resp.n_brokers = 1;
+    resp.brokers = &broker;
+    resp.cluster_id = mc->cluster_id ? SL_KSTR(mc->cluster_id)
+                                     : SL_KSTR("sluice");
+    resp.controller_id = node;
+    resp.cluster_authorized_operations = INT32_MIN;
+
+    if (want_all) {
+        all = sl__metacache_all(mc, &n_all);
+        resp.n_topics = (int32_t)n_all;
+    } else {
+        resp.n_topics = body->n_topics;
+    }
+    resp.topics = sl_calloc((size_t)resp.n_topics + 1, sizeof(*resp.topics));
+    for (int32_t i = 0; i < resp.n_topics; i++) {
+        sl_topic *t = want_all ? all[i] : NULL;
+        sl_kafka_MetadataTopic *mt = &resp.topics[i];
+        if (!want_all) {
+            sl_kstr nm = body->topics[i].name;
+            mt->name = nm;
+            if (nm.len > 0)
+                t = sl__metacache_get(mc, nm.p, (size_t)nm.len);
+            if (nm.len <= 0 || nm.len > 249) {
+                mt->error_code = SL_KERR_INVALID_TOPIC_EXCEPTION;
+                t = NULL;
+            } else if (t == NULL || !t->exists) {
+                mt->error_code = t && t->error ? t->error
+                                 : SL_KERR_UNKNOWN_TOPIC_OR_PARTITION;
+                t = NULL;
+            }
+        } else {
+            mt->name = (sl_kstr){t->name, (int32_t)t->name_len};
+        }
+        mt->topic_authorized_operations = INT32_MIN;
+        if (t)
+            n_parts += (size_t)t->n_partitions;
+    }
+    /* One array for every partition of the answer, and one replica list:
+     * this node leads, replicates and is in sync for everything. */
+    parts = sl_calloc(n_parts + 1, sizeof(*parts));
+    ids = &node;
+    n_parts = 0;
+    for (int32_t i = 0; i < resp.n_topics; i++) {
+        sl_kafka_MetadataTopic *mt = &resp.topics[i];
+        sl_topic *t;
+        if (mt->error_code)
+            continue;
+        t = want_all ? all[i]
+                     : sl__metacache_get(mc, mt->name.p, (size_t)mt->name.len);
+        mt->partitions = &parts[n_parts];
+        mt->n_partitions = t->n_partitions;
+        for (int32_t p = 0; p < t->n_partitions; p++) {
+            sl_kafka_MetadataPartition *mp = &parts[n_parts++];
+            mp->partition_index = p;
+            mp->leader_id = node;
+            mp->leader_epoch = -1;
+            mp->n_replicas = 1;
+            mp->replicas = ids;
+            mp->n_isr = 1;
+            mp->isr = ids;
+        }
+    }
+    sl_wr_init(&w, 256 + 64 * n_parts);
+    start = sl_kafka_resp_hdr_encode(&w, SL_KAFKA_METADATA, ver,
+                                     req->hdr.correlation_id);
+    sl_kafka_MetadataResponse_encode(&w, ver, &resp);
+    sl_kafka_frame_end(&w, start);
+    sl_free(parts);
+    sl_free(resp.topics);
+    sl_free(all);
+    buf = sl_wr_release(&w, &len);
+    sl__req_answer(req, buf, len);
+}
+
+static void on_lookup(sl_server *srv, void *arg)
+{
+    mwait *mw = arg;
+    mw->req->wait = NULL;
+    if (mw->req->conn == NULL) {
+        /* The client left meanwhile. */
+        sl_kafka_MetadataRequest_free(&mw->body);
+        sl__req_free(srv, mw->req);
+    } else {
+        answer(srv, mw->req, &mw->body);
+        sl_kafka_MetadataRequest_free(&mw->body);
+    }
+    sl_free(mw);
+}
+
+void sl__metadata_handle(sl_server *srv, sl_req *req)
+{
+    sl_metacache *mc = srv->meta;
+    int16_t ver = req->hdr.api_version;
+    sl_rd r = sl_rd_init(req->frame + req->hdr.len,
+                         req->frame_len - req->hdr.len);
+    sl_kafka_MetadataRequest body;
+    uint64_t now = sl__now_ms(srv);
+    char **missing;
+    size_t n_missing = 0;
+    bool want_all;
+    mwait *mw;
+
+    if (sl_kafka_MetadataRequest_decode(&r, ver, &body) != 0) {
+        sl_warn("conn %llu %s: malformed Metadata v%d; disconnecting",
+                (unsigned long long)req->conn->id, req->conn->peer, ver);
+        req->close_after = true;
+        sl__req_answer(req, NULL, 0);
+        return;
+    }
+    want_all = body.n_topics < 0 || (ver == 0 && body.n_topics == 0);
+    if (want_all) {
+        if (mc->full_refresh_ms != 0 &&
+            now - mc->full_refresh_ms < (uint64_t)srv->cfg->metadata_refresh_ms) {
+            answer(srv, req, &body);
+            sl_kafka_MetadataRequest_free(&body);
+            return;
+        }
+        missing = NULL;
+    } else {
+        missing = sl_calloc((size_t)body.n_topics + 1, sizeof(char *));
+        for (int32_t i = 0; i < body.n_topics; i++) {
+            sl_kstr nm = body.topics[i].name;
+            sl_topic *t;
+            if (nm.len <= 0 || nm.len > 249)
+                continue;
+            t = sl__metacache_get(mc, nm.p, (size_t)nm.len);
+            if (t == NULL || (!t->exists && now - t->updated_ms >= NEGATIVE_TTL_MS) ||
+                (t->exists &&
+                 now - t->updated_ms >= (uint64_t)srv->cfg->metadata_refresh_ms))
+                missing[n_missing++] = sl_strndup(nm.p, (size_t)nm.len);
+        }
+        if (n_missing == 0) {
+            sl_free(missing);
+            answer(srv, req, &body);
+            sl_kafka_MetadataRequest_free(&body);
+            return;
+        }
+    }
+    mw = sl_calloc(1, sizeof(*mw));
+    mw->req = req;
+    mw->body = body;
+    req->wait = mw;
+    sl__metacache_lookup(mc, missing, n_missing,
+                         !want_all && body.allow_auto_topic_creation,
+                         on_lookup, mw);
+    for (size_t i = 0; i < n_missing; i++)
+        sl_free(missing[i]);
+    sl_free(missing);
+}

@@ -1,1 +1,280 @@
-/* placeholder */
+/*
+ * The server: listener, signals, memory budget, housekeeping and the
+ * shutdown sequence. Loop thread only.
+ *
+ * Shutdown (SIGTERM/SIGINT): stop accepting and reading; every request
+ * already read is finished (its records settle upstream and it is
+ * answered); when nothing is in flight the connections close and the loop
+ * ends. If that takes longer than shutdown_timeout_ms, whatever is still
+ * queued upstream is purged, which fails those records (the clients get
+ * retriable errors, never a success for a record the cluster did not
+ * acknowledge), and one second later everything is closed. A second
+ * signal goes straight to the purge.
+ */
+#include "sluice/server.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* Reading resumes when the budget falls below this share of the limit. */
+#define BUDGET_RESUME_PCT 80
+
+uint64_t sl__now_ms(sl_server *srv)
+{
+    return uv_now(srv->loop);
+}
+
+static void set_all_reading(sl_server *srv)
+{
+    for (sl_conn *c = srv->conns; c; c = c->next)
+        sl__conn_update_reading(c);
+}
+
+void sl__mem_charge(sl_server *srv, size_t n)
+{
+    srv->mem_used += n;
+    if (!srv->mem_paused &&
+        srv->mem_used > (size_t)srv->cfg->memory_budget_bytes) {
+        srv->mem_paused = true;
+        sl_warn("memory budget: %zu bytes in flight exceed "
+                "limits.memory_budget_bytes=%lld; pausing reads from all "
+                "clients",
+                srv->mem_used, (long long)srv->cfg->memory_budget_bytes);
+        set_all_reading(srv);
+    }
+}
+
+void sl__mem_release(sl_server *srv, size_t n)
+{
+    srv->mem_used -= n;
+    if (srv->mem_paused &&
+        srv->mem_used <
+            (size_t)srv->cfg->memory_budget_bytes / 100 * BUDGET_RESUME_PCT) {
+        srv->mem_paused = false;
+        sl_info("memory budget: back to %zu bytes in flight; reading again",
+                srv->mem_used);
+        set_all_reading(srv);
+    }
+}
+
+static void close_handle(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void finish_now(sl_server *srv)
+{
+    sl_conn *c, *next;
+    if (srv->finished)
+        return;
+    srv->finished = true;
+    for (c = srv->conns; c; c = next) {
+        next = c->next;
+        sl__conn_close(c, NULL);
+    }
+    close_handle((uv_handle_t *)&srv->shutdown_timer);
+    close_handle((uv_handle_t *)&srv->tick);
+    close_handle((uv_handle_t *)&srv->sig_term);
+    close_handle((uv_handle_t *)&srv->sig_int);
+    sl__metacache_stop(srv->meta);
+    sl__upstream_close(&srv->up);
+    sl_info("shutdown: all requests answered; exiting");
+}
+
+void sl__server_maybe_finish(sl_server *srv)
+{
+    if (!srv->shutting_down || srv->finished)
+        return;
+    if (srv->up.outstanding > 0)
+        return;
+    for (sl_conn *c = srv->conns; c; c = c->next)
+        if (c->q_head != NULL || c->writes_pending > 0)
+            return;
+    finish_now(srv);
+}
+
+static void on_hard_deadline(uv_timer_t *t)
+{
+    sl_server *srv = t->data;
+    sl_warn("shutdown: closing with %zu records still upstream",
+            srv->up.outstanding);
+    finish_now(srv);
+}
+
+static void purge_and_finish(sl_server *srv)
+{
+    sl_warn("shutdown: deadline reached with %zu records upstream; failing "
+            "them (clients get retriable errors)",
+            srv->up.outstanding);
+    sl__upstream_purge(&srv->up);
+    uv_timer_stop(&srv->shutdown_timer);
+    uv_timer_start(&srv->shutdown_timer, on_hard_deadline, 1000, 0);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    purge_and_finish(t->data);
+}
+
+static void begin_shutdown(sl_server *srv, const char *why)
+{
+    if (srv->shutting_down) {
+        if (!srv->finished && !srv->purged) {
+            srv->purged = true;
+            purge_and_finish(srv);
+        }
+        return;
+    }
+    srv->shutting_down = true;
+    sl_info("shutdown (%s): no new connections or requests; finishing %zu "
+            "records in flight (deadline %lld ms)",
+            why, srv->up.outstanding, (long long)srv->cfg->shutdown_timeout_ms);
+    close_handle((uv_handle_t *)&srv->listener);
+    uv_timer_stop(&srv->tick);
+    set_all_reading(srv);
+    uv_timer_start(&srv->shutdown_timer, on_deadline,
+                   (uint64_t)srv->cfg->shutdown_timeout_ms, 0);
+    sl__server_maybe_finish(srv);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    begin_shutdown(s->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void on_connection(uv_stream_t *l, int status)
+{
+    sl_server *srv = l->data;
+    if (status < 0) {
+        sl_warn("listener: %s", uv_strerror(status));
+        return;
+    }
+    if (srv->shutting_down)
+        return;
+    if (srv->n_conns >= (size_t)srv->cfg->max_connections) {
+        /* Leave it in the backlog: libuv stops polling the listener until
+         * we accept, which on_close does when a connection goes. */
+        if (!srv->accept_paused)
+            sl_warn("limits.max_connections=%lld reached; new connections "
+                    "wait",
+                    (long long)srv->cfg->max_connections);
+        srv->accept_paused = true;
+        return;
+    }
+    sl__conn_accept(srv);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    sl_server *srv = t->data;
+    uint64_t now = sl__now_ms(srv);
+    static uint64_t last_refresh;
+
+    sl_idem_expire(srv->idem, (int64_t)now);
+    if (now - last_refresh >= (uint64_t)srv->cfg->metadata_refresh_ms) {
+        last_refresh = now;
+        sl__metacache_refresh_now(srv->meta);
+    }
+}
+
+static int resolve_listen(sl_server *srv, struct sockaddr_storage *ss,
+                          char *err, size_t errlen)
+{
+    char host[256];
+    int port;
+    const char *adv;
+
+    if (sl_config_split_hostport(srv->cfg->listen, host, sizeof(host),
+                                 &port) != 0 ||
+        (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) != 0 &&
+         uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) != 0)) {
+        snprintf(err, errlen,
+                 "listen: \"%s\" is not an IP address and port (e.g. "
+                 "127.0.0.1:9092)",
+                 srv->cfg->listen);
+        return SL_E_CONFIG;
+    }
+    adv = srv->cfg->advertised_listener ? srv->cfg->advertised_listener
+                                        : srv->cfg->listen;
+    if (sl_config_split_hostport(adv, srv->adv_host, sizeof(srv->adv_host),
+                                 &srv->adv_port) != 0) {
+        snprintf(err, errlen, "advertised_listener: \"%s\" is not host:port",
+                 adv);
+        return SL_E_CONFIG;
+    }
+    if (strcmp(srv->adv_host, "0.0.0.0") == 0 ||
+        strcmp(srv->adv_host, "::") == 0)
+        sl_warn("advertised address %s is a wildcard; clients elsewhere "
+                "cannot reach it: set advertised_listener",
+                srv->adv_host);
+    return 0;
+}
+
+int sl_server_run(sl_config *cfg)
+{
+    sl_server *srv = sl_calloc(1, sizeof(*srv));
+    struct sockaddr_storage ss;
+    char err[512];
+    int rc, exit_code = 0;
+
+    srv->cfg = cfg;
+    srv->loop = uv_default_loop();
+    srv->start_ms = uv_now(srv->loop);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (resolve_listen(srv, &ss, err, sizeof(err)) != 0) {
+        sl_error("%s", err);
+        sl_free(srv);
+        return 2;
+    }
+    if (sl__upstream_init(&srv->up, srv, err, sizeof(err)) != 0) {
+        sl_error("%s", err);
+        sl_free(srv);
+        return 2;
+    }
+    srv->meta = sl__metacache_new(srv);
+    /* Producer ids differ across restarts so a restarted Sluice does not
+     * hand a new producer the id of one still retrying. */
+    srv->idem = sl_idem_new((int64_t)time(NULL) << 16, 15 * 60 * 1000);
+
+    uv_tcp_init(srv->loop, &srv->listener);
+    srv->listener.data = srv;
+    if ((rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&ss, 0)) != 0 ||
+        (rc = uv_listen((uv_stream_t *)&srv->listener, 1024,
+                        on_connection)) != 0) {
+        sl_error("listen on %s: %s", cfg->listen, uv_strerror(rc));
+        exit_code = 1;
+        uv_close((uv_handle_t *)&srv->listener, NULL);
+        sl__upstream_close(&srv->up);
+        uv_run(srv->loop, UV_RUN_DEFAULT);
+        goto cleanup;
+    }
+
+    uv_signal_init(srv->loop, &srv->sig_term);
+    uv_signal_init(srv->loop, &srv->sig_int);
+    srv->sig_term.data = srv->sig_int.data = srv;
+    uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&srv->sig_int, on_signal, SIGINT);
+    uv_timer_init(srv->loop, &srv->shutdown_timer);
+    srv->shutdown_timer.data = srv;
+    uv_timer_init(srv->loop, &srv->tick);
+    srv->tick.data = srv;
+    uv_timer_start(&srv->tick, on_tick, 1000, 1000);
+    sl__metacache_refresh_now(srv->meta);
+
+    sl_info("sluice %s listening on %s, advertised as %s:%d, upstream %s",
+            SL_VERSION, cfg->listen, srv->adv_host, srv->adv_port,
+            srv->up.bootstrap);
+    uv_run(srv->loop, UV_RUN_DEFAULT);
+
+cleanup:
+    sl__metacache_free(srv->meta);
+    sl__upstream_destroy(&srv->up);
+    sl_idem_free(srv->idem);
+    uv_loop_close(srv->loop);
+    sl_free(srv);
+    return exit_code;
+}

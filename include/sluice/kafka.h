@@ -5,7 +5,7 @@
  * v0-v3, Metadata v0-v12, Produce v3-v11 (v0-v2 decoded for a clean error),
  * InitProducerId v0-v4, plus well-formed error responses for APIs Sluice
  * advertises or knows but does not serve. Field lists follow Kafka's
- * clients/src/main/resources/common/message/*.json; see ../shared/PROTOCOL.md.
+ * clients/src/main/resources/common/message/ (*.json); see ../shared/PROTOCOL.md.
  *
  * Ownership: decoded structs point into the caller's input buffer (sl_kstr,
  * record bytes) and own only their arrays, freed by the matching _free().

@@ -1,0 +1,88 @@
+/*
+ * Client-side idempotence: Sluice hands out producer ids (InitProducerId)
+ * and de-duplicates retried batches per producer and partition by sequence
+ * number the way a broker does:
+ *   - the next expected sequence is accepted (NEW);
+ *   - a batch equal to one of the last SL_IDEM_WINDOW batches of that
+ *     producer/partition is a duplicate: if that batch has been answered,
+ *     the client gets the original answer (DUPLICATE); if it is still in
+ *     flight upstream, the retry waits for it (PENDING, the caller attaches
+ *     to the original);
+ *   - an older sequence outside the window gets DUPLICATE_SEQUENCE_NUMBER;
+ *   - a gap gets OUT_OF_ORDER_SEQUENCE_NUMBER;
+ *   - an older epoch gets INVALID_PRODUCER_EPOCH; a newer epoch resets.
+ * A batch that failed upstream rolls the expected sequence back to it, so
+ * the client's retry of the same sequence is accepted (nothing was
+ * written, as far as the client was told).
+ *
+ * Unknown producer/partition pairs (first batch, a Sluice restart, or an
+ * entry expired after idle_ms) start tracking at whatever sequence arrives:
+ * the broker would answer UNKNOWN_PRODUCER_ID and force a reset; Sluice is
+ * lenient because nothing can be lost by accepting, and the upstream
+ * producer is idempotent on its own.
+ *
+ * Pure (time is a parameter), loop thread only.
+ */
+#ifndef SLUICE_IDEM_H
+#define SLUICE_IDEM_H
+
+#include "sluice/common.h"
+
+#define SL_IDEM_WINDOW 5 /* Kafka's max.in.flight for idempotence */
+
+typedef struct sl_idem sl_idem;
+
+/* One tracked batch. `owner` is an opaque pointer of the caller's (the
+ * in-flight partition request) while the batch is pending, NULL once it
+ * completed or if the slot was reused. */
+typedef struct sl_idem_slot {
+    int32_t base_seq;
+    int32_t last_seq;
+    int8_t state;   /* SL_IDEM_SLOT_* */
+    int16_t error;  /* Kafka error of the original answer */
+    int64_t offset; /* base offset of the original answer */
+    void *owner;
+    void *entry_; /* internal: the producer/partition holding it */
+} sl_idem_slot;
+
+enum { SL_IDEM_SLOT_EMPTY, SL_IDEM_SLOT_PENDING, SL_IDEM_SLOT_DONE };
+
+enum {
+    SL_IDEM_NEW = 0,   /* *slot is a fresh pending slot to complete later */
+    SL_IDEM_DUPLICATE, /* answered before: *slot holds the answer */
+    SL_IDEM_PENDING,   /* duplicate of an in-flight batch: *slot->owner */
+    SL_IDEM_REJECT,    /* *kerr holds the Kafka error to answer */
+};
+
+/* pid_base: first producer id handed out (the daemon uses a value derived
+ * from the start time so ids differ across restarts). idle_ms: how long a
+ * producer/partition entry with nothing pending is kept. */
+sl_idem *sl_idem_new(int64_t pid_base, int64_t idle_ms);
+void sl_idem_free(sl_idem *id);
+
+/* InitProducerId: a new producer id with epoch 0, or, when producer_id >= 0
+ * names one this table knows (KIP-360 epoch bump), the same id with the
+ * epoch + 1 (a new id if the epoch would overflow). Returns 0 or a Kafka
+ * error code (INVALID_PRODUCER_EPOCH if the epoch given is stale). */
+int16_t sl_idem_init_producer(sl_idem *id, int64_t producer_id,
+                              int16_t producer_epoch, int64_t *pid_out,
+                              int16_t *epoch_out);
+
+/* Checks one batch. topic/partition identify the partition, last_seq =
+ * base_seq + record_count - 1 (mod 2^31). Returns SL_IDEM_*. */
+int sl_idem_check(sl_idem *id, int64_t pid, int16_t epoch, const char *topic,
+                  size_t topic_len, int32_t partition, int32_t base_seq,
+                  int32_t last_seq, int64_t now_ms, sl_idem_slot **slot,
+                  int16_t *kerr);
+
+/* Completes a slot returned as NEW with the answer the client got. On an
+ * error the expected sequence rolls back to the slot's base sequence. A
+ * no-op if the slot was reused meanwhile (slot->owner != owner). */
+void sl_idem_complete(sl_idem *id, sl_idem_slot *slot, void *owner,
+                      int16_t kerr, int64_t offset);
+
+/* Drops entries idle longer than idle_ms. Returns how many were dropped. */
+size_t sl_idem_expire(sl_idem *id, int64_t now_ms);
+size_t sl_idem_count(const sl_idem *id);
+
+#endif

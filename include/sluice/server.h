@@ -1,0 +1,184 @@
+/*
+ * The daemon: one libuv loop thread owns the listener, every client
+ * connection, every in-flight request, the metadata cache and the
+ * idempotence table. librdkafka's threads never touch them: delivery
+ * reports come back through the upstream's event queue, which wakes the
+ * loop through an fd (rd_kafka_queue_io_event_enable + uv_poll), and
+ * blocking metadata calls run on libuv's thread pool and hand their
+ * result back in the after-work callback (loop thread).
+ */
+#ifndef SLUICE_SERVER_H
+#define SLUICE_SERVER_H
+
+#include <uv.h>
+#include <librdkafka/rdkafka.h>
+
+#include "sluice/config.h"
+#include "sluice/idem.h"
+#include "sluice/kafka.h"
+
+typedef struct sl_server sl_server;
+typedef struct sl_conn sl_conn;
+typedef struct sl_req sl_req;
+typedef struct sl_upstream sl_upstream;
+typedef struct sl_metacache sl_metacache;
+typedef struct sl_produce sl_produce;
+
+/* ---- requests ---------------------------------------------------------
+ * One client request from frame to answer. Owned by its connection's
+ * ordered queue until answered and written; when the connection closes
+ * first, the request is orphaned (conn = NULL) and frees itself once the
+ * upstream has settled every record that points into its frame. */
+struct sl_req {
+    sl_server *srv;
+    sl_conn *conn;      /* NULL once the connection is gone */
+    sl_req *next;       /* connection's response queue, in request order */
+    uint8_t *frame;     /* request bytes after the size field; owned */
+    size_t frame_len;
+    sl_kafka_req_hdr hdr;
+    size_t mem;         /* bytes charged to the memory budget */
+    bool answered;      /* resp holds the full response frame */
+    bool close_after;   /* disconnect after this answer (protocol error) */
+    uint8_t *resp;      /* response frame; owned until handed to a write */
+    size_t resp_len;
+    sl_produce *produce; /* Produce state while upstream work is pending */
+    void *wait;          /* Metadata waiting for a topic lookup */
+    uint64_t start_ms;
+};
+
+/* Attaches a finished response (owned by the request from now on; NULL
+ * for no answer, as for acks=0) and writes every answered request at the
+ * head of the connection's queue. An orphaned request is freed. */
+void sl__req_answer(sl_req *req, uint8_t *resp, size_t resp_len);
+/* Frees a request that is not in any queue and has no upstream work. */
+void sl__req_free(sl_server *srv, sl_req *req);
+
+/* ---- connections ------------------------------------------------------ */
+struct sl_conn {
+    uv_tcp_t tcp;
+    sl_server *srv;
+    sl_conn *prev, *next; /* server's list */
+    uint64_t id;
+    char peer[64];        /* "ip:port" for logs */
+    char client_id[64];   /* last client.id seen, for logs */
+    /* Frame assembly: hdr_buf holds a partial size field; frame is the
+     * frame being filled (frame_got of frame_len bytes). */
+    uint8_t size_buf[4];
+    size_t size_got;
+    uint8_t *frame;
+    size_t frame_len;
+    size_t frame_got;
+    /* Response queue, in request order. */
+    sl_req *q_head, *q_tail;
+    size_t inflight_reqs;  /* queued + acks=0 still upstream */
+    size_t inflight_bytes; /* frame + decompressed bytes of those */
+    size_t writes_pending; /* uv_write requests not yet completed */
+    bool reading;
+    bool closing;
+    bool unserved_logged;
+};
+
+void sl__conn_accept(sl_server *srv);
+/* Re-evaluates whether the connection may read (limits, budget, shutdown)
+ * and starts or stops reading accordingly. */
+void sl__conn_update_reading(sl_conn *c);
+void sl__conn_close(sl_conn *c, const char *why);
+
+/* ---- produce ----------------------------------------------------------- */
+/* Handles a Produce request whose header is decoded. Takes ownership of
+ * req (answers it now or after the upstream settles its records). */
+void sl__produce_handle(sl_server *srv, sl_req *req);
+/* Upstream delivery report for one record (loop thread). */
+void sl__produce_delivered(sl_server *srv, void *opaque, rd_kafka_resp_err_t err,
+                           int64_t offset);
+/* Maps a librdkafka error to the Kafka error a client should see. */
+int16_t sl__produce_map_error(rd_kafka_resp_err_t err);
+
+/* ---- metadata cache --------------------------------------------------- */
+typedef struct sl_topic {
+    char *name;
+    size_t name_len;
+    int16_t error;        /* upstream topic error (0 = fine) */
+    int32_t n_partitions;
+    int32_t *leaders;     /* upstream leader broker id per partition */
+    rd_kafka_topic_t *rkt; /* upstream handle, created when first produced */
+    uint64_t updated_ms;
+    bool exists;
+} sl_topic;
+
+sl_metacache *sl__metacache_new(sl_server *srv);
+void sl__metacache_free(sl_metacache *mc);
+/* Cached topic or NULL (loop thread). Never blocks. */
+sl_topic *sl__metacache_get(sl_metacache *mc, const char *name, size_t len);
+/* Looks up topics upstream on the thread pool, then calls cb on the loop
+ * thread. allow_create: ask the cluster to auto-create missing topics (its
+ * own auto.create.topics.enable rule still applies). */
+typedef void (*sl_metacache_cb)(sl_server *srv, void *arg);
+void sl__metacache_lookup(sl_metacache *mc, char **names, size_t n,
+                          bool allow_create, sl_metacache_cb cb, void *arg);
+/* Every known topic, for Metadata requests asking for all. */
+sl_topic **sl__metacache_all(sl_metacache *mc, size_t *n);
+const char *sl__metacache_cluster_id(sl_metacache *mc);
+bool sl__metacache_fresh(sl_metacache *mc);
+void sl__metacache_refresh_now(sl_metacache *mc);
+void sl__metacache_stop(sl_metacache *mc);
+/* Metadata request handling (conn.c dispatches here). */
+void sl__metadata_handle(sl_server *srv, sl_req *req);
+
+/* ---- upstream ---------------------------------------------------------- */
+struct sl_upstream {
+    sl_server *srv;
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *mainq;
+    int pipe_fds[2];
+    uv_poll_t poll;
+    void *mock_rk;            /* handle owning an embedded mock cluster */
+    void *mock_cluster;       /* rd_kafka_mock_cluster_t, if embedded */
+    char *bootstrap;          /* effective bootstrap servers */
+    size_t outstanding;       /* records handed to librdkafka, not settled */
+    size_t max_msg_bytes;     /* librdkafka message.max.bytes */
+    bool fatal;               /* producer hit a fatal error */
+};
+
+int sl__upstream_init(sl_upstream *up, sl_server *srv, char *err, size_t errlen);
+/* Creates (or returns) the topic handle for a cached topic. */
+rd_kafka_topic_t *sl__upstream_topic(sl_upstream *up, sl_topic *t);
+/* Fails everything still queued upstream (shutdown deadline). */
+void sl__upstream_purge(sl_upstream *up);
+void sl__upstream_close(sl_upstream *up);
+void sl__upstream_destroy(sl_upstream *up);
+
+/* ---- server ------------------------------------------------------------ */
+struct sl_server {
+    uv_loop_t *loop;
+    sl_config *cfg;
+    uv_tcp_t listener;
+    uv_signal_t sig_term, sig_int;
+    uv_timer_t shutdown_timer;
+    uv_timer_t tick;          /* housekeeping: idem expiry, metadata */
+    sl_conn *conns;
+    size_t n_conns;
+    uint64_t next_conn_id;
+    size_t mem_used;          /* bytes of all in-flight requests */
+    bool mem_paused;          /* over the memory budget: nobody reads */
+    bool accept_paused;       /* at max_connections */
+    bool shutting_down;
+    bool purged;              /* shutdown deadline passed */
+    bool finished;            /* everything closed or closing */
+    char adv_host[256];
+    int adv_port;
+    sl_upstream up;
+    sl_metacache *meta;
+    sl_idem *idem;
+    uint64_t start_ms;
+};
+
+int sl_server_run(sl_config *cfg);
+uint64_t sl__now_ms(sl_server *srv);
+/* Memory accounting for the global budget (loop thread). */
+void sl__mem_charge(sl_server *srv, size_t n);
+void sl__mem_release(sl_server *srv, size_t n);
+/* Called when in-flight work finished: completes shutdown when idle. */
+void sl__server_maybe_finish(sl_server *srv);
+
+#endif
