@@ -138,42 +138,44 @@ static inline int64_t sl_rd_i64(sl_rd *r)
  * overflowing encodings fail with SL_E_PARSE. */
 static inline uint64_t sl_rd_uvarlong(sl_rd *r)
 {
+    const uint8_t *start = r->p; /* restored on failure, like other reads */
     uint64_t v = 0;
     for (unsigned shift = 0; shift < 70; shift += 7) {
         uint8_t b;
         if (!sl_rd_need(r, 1))
-            return 0;
+            goto fail;
         b = *r->p++;
-        if (shift == 63 && (b & 0x7e)) {
-            sl_rd_fail(r, SL_E_PARSE);
-            return 0;
-        }
+        if (shift == 63 && (b & 0x7e))
+            break;
         v |= (uint64_t)(b & 0x7f) << shift;
         if (!(b & 0x80))
             return v;
     }
     sl_rd_fail(r, SL_E_PARSE);
+fail:
+    r->p = start;
     return 0;
 }
 
 /* Unsigned varint limited to 32 bits (at most 5 bytes). */
 static inline uint32_t sl_rd_uvarint(sl_rd *r)
 {
+    const uint8_t *start = r->p; /* restored on failure, like other reads */
     uint32_t v = 0;
     for (unsigned shift = 0; shift < 35; shift += 7) {
         uint8_t b;
         if (!sl_rd_need(r, 1))
-            return 0;
+            goto fail;
         b = *r->p++;
-        if (shift == 28 && (b & 0x70)) {
-            sl_rd_fail(r, SL_E_PARSE);
-            return 0;
-        }
+        if (shift == 28 && (b & 0x70))
+            break;
         v |= (uint32_t)(b & 0x7f) << shift;
         if (!(b & 0x80))
             return v;
     }
     sl_rd_fail(r, SL_E_PARSE);
+fail:
+    r->p = start;
     return 0;
 }
 

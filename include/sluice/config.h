@@ -76,7 +76,8 @@ void sl_config_defaults(sl_config *c);
 
 /* Loads a JSON file over the current values. On error returns SL_E_CONFIG
  * and writes "file:line: key: message" to err (err_len bytes). Unknown keys
- * are errors (a typo must not silently fall back to a default). */
+ * are errors (a typo must not silently fall back to a default). On error
+ * c is left unchanged; on success c->config_path is path. */
 int sl_config_load_file(sl_config *c, const char *path, char *err,
                         size_t err_len);
 
@@ -84,17 +85,32 @@ int sl_config_load_file(sl_config *c, const char *path, char *err,
  * flags over it (flags win). Returns 0 to run, 1 if --help/--version was
  * printed (exit 0), or SL_E_CONFIG with err filled (exit 2). Positional
  * arguments: on return *argi is the index of the first unparsed one
- * (argc if none), for subcommands. */
+ * (argc if none), for subcommands; "--" ends the flags. *argi is set only
+ * when 0 is returned, and on error c is left unchanged. */
 int sl_config_parse_args(sl_config *c, int argc, char **argv, int *argi,
                          char *err, size_t err_len);
 
 /* Prints the usage text generated from the table. */
 void sl_config_usage(FILE *out);
 
-/* Splits "host:port" / "[v6]:port"; host is written into host_buf. */
+/* Splits "host:port" / "[v6]:port"; host is written into host_buf.
+ * host_buf and port may be NULL to only validate. Returns SL_E_INVALID for
+ * a malformed string, SL_E_TOO_LARGE if the host does not fit host_len. */
 int sl_config_split_hostport(const char *s, char *host_buf, size_t host_len,
                              int *port);
 
 void sl_config_free(sl_config *c);
+
+/* Prints the key table as a Markdown table (key, flag, type, default,
+ * range, description) for the README. */
+void sl_config_print_markdown(FILE *out);
+
+/* Prints the effective configuration as JSON in the config file's shape
+ * (it loads back as a config file). advertised_listener shows the address
+ * in effect (listen's when unset). Values of upstream properties whose
+ * name contains "password", "secret", "sasl", "ssl.key" or "ssl_key" are
+ * printed as "[redacted]". Returns 0, SL_E_INVALID if a string is not
+ * UTF-8, or SL_E_IO if writing fails. */
+int sl_config_dump_json(const sl_config *c, FILE *out);
 
 #endif
