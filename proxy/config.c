@@ -116,8 +116,8 @@ static const cfg_key keys[] = {
     {.name = "limits.max_connections", .type = T_INT,
      .off = OFF(max_connections), .def_int = 10000, .min = 1,
      .max = 1000000,
-     .help = "Client connections open at once; beyond it new ones are "
-             "refused."},
+     .help = "Client connections open at once; beyond it new ones wait "
+             "in the listen backlog until one closes."},
     {.name = "limits.max_inflight_requests", .type = T_INT,
      .off = OFF(max_inflight_requests), .def_int = 32, .min = 1,
      .max = 10000,

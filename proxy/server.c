@@ -171,11 +171,9 @@ static void on_tick(uv_timer_t *t)
 {
     sl_server *srv = t->data;
     uint64_t now = sl__now_ms(srv);
-    static uint64_t last_refresh;
-
     sl_idem_expire(srv->idem, (int64_t)now);
-    if (now - last_refresh >= (uint64_t)srv->cfg->metadata_refresh_ms) {
-        last_refresh = now;
+    if (now - srv->last_refresh_ms >= (uint64_t)srv->cfg->metadata_refresh_ms) {
+        srv->last_refresh_ms = now;
         sl__metacache_refresh_now(srv->meta);
     }
 }
@@ -253,6 +251,20 @@ int sl_server_run(sl_config *cfg)
         goto cleanup;
     }
 
+    {
+        /* Port 0 picks a free port: report (and advertise) the real one. */
+        struct sockaddr_storage bound;
+        int blen = sizeof(bound);
+        if (uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&bound,
+                               &blen) == 0) {
+            int port = ntohs(bound.ss_family == AF_INET6
+                                 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                 : ((struct sockaddr_in *)&bound)->sin_port);
+            if (srv->adv_port == 0)
+                srv->adv_port = port;
+            srv->listen_port = port;
+        }
+    }
     uv_signal_init(srv->loop, &srv->sig_term);
     uv_signal_init(srv->loop, &srv->sig_int);
     srv->sig_term.data = srv->sig_int.data = srv;
@@ -264,9 +276,12 @@ int sl_server_run(sl_config *cfg)
     srv->tick.data = srv;
     uv_timer_start(&srv->tick, on_tick, 1000, 1000);
     sl__metacache_refresh_now(srv->meta);
+    srv->last_refresh_ms = sl__now_ms(srv);
 
-    sl_info("sluice %s listening on %s, advertised as %s:%d, upstream %s",
-            SL_VERSION, cfg->listen, srv->adv_host, srv->adv_port,
+    sl_info("sluice %s listening on %s (port %d), advertised as %s:%d, "
+            "upstream %s",
+            SL_VERSION, cfg->listen, srv->listen_port, srv->adv_host,
+            srv->adv_port,
             srv->up.bootstrap);
     uv_run(srv->loop, UV_RUN_DEFAULT);
 

@@ -167,6 +167,8 @@ struct sl_server {
     bool finished;            /* everything closed or closing */
     char adv_host[256];
     int adv_port;
+    int listen_port;          /* the bound port (listen may say 0) */
+    uint64_t last_refresh_ms; /* last periodic metadata refresh */
     sl_upstream up;
     sl_metacache *meta;
     sl_idem *idem;
