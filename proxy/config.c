@@ -25,6 +25,7 @@
  * no separate validator column. */
 enum key_type {
     T_HOSTPORT, /* char *: "host:port" / "[v6]:port", port 0..65535 */
+    T_PATH,     /* char *: a file path, non-empty */
     T_BROKERS,  /* char *: "mock:N" (N in min..max) or a broker list */
     T_INT,      /* int64_t in min..max; JSON integers only */
     T_LOGLEVEL, /* int64_t sl_log_level, written as its name */
@@ -36,6 +37,7 @@ static const struct {
     const char *metavar; /* the flag's value in usage */
 } type_info[] = {
     [T_HOSTPORT] = {"host:port", "HOST:PORT"},
+    [T_PATH] = {"path", "FILE"},
     [T_BROKERS] = {"brokers", "LIST"},
     [T_INT] = {"integer", "N"},
     [T_LOGLEVEL] = {"level", "LEVEL"},
@@ -79,6 +81,11 @@ static const cfg_key keys[] = {
      .def_int = SL_LOG_INFO, .min = SL_LOG_ERROR, .max = SL_LOG_DEBUG,
      .alias = "log-level",
      .help = "Least severe log lines written to stderr."},
+
+    {.name = "policy_file", .type = T_PATH, .off = OFF(policy_file),
+     .def_str = NULL, .flags = KF_NULLABLE, .alias = "policy",
+     .help = "Policy file (quotas, classes; see policy/examples/). Reloaded "
+             "on SIGHUP and when it changes on disk. Unset: no quotas."},
 
     {.name = "upstream.bootstrap_servers", .type = T_BROKERS,
      .off = OFF(upstream_bootstrap), .def_str = "mock:3", .min = 1,
@@ -182,7 +189,7 @@ static size_t *nprops_at(sl_config *c, const cfg_key *k)
 
 static bool is_string_type(enum key_type t)
 {
-    return t == T_HOSTPORT || t == T_BROKERS;
+    return t == T_HOSTPORT || t == T_BROKERS || t == T_PATH;
 }
 
 /* Sets the property key (key_len bytes) to value: replaces the value in
@@ -240,6 +247,7 @@ void sl_config_defaults(sl_config *c)
         const cfg_key *k = &keys[i];
         switch (k->type) {
         case T_HOSTPORT:
+        case T_PATH:
         case T_BROKERS:
             *str_at(c, k) = k->def_str ? sl_strdup(k->def_str) : NULL;
             break;
@@ -453,6 +461,9 @@ static const char *describe_json(char *buf, const json_t *v)
 static const char *expected(char *buf, size_t n, const cfg_key *k, bool flag)
 {
     switch (k->type) {
+    case T_PATH:
+        snprintf(buf, n, "a file path%s", !flag && (k->flags & KF_NULLABLE) ? " or null" : "");
+        break;
     case T_HOSTPORT:
         snprintf(buf, n, "host:port (IPv6 in brackets, port 0..65535)%s",
                  !flag && (k->flags & KF_NULLABLE) ? " or null" : "");
@@ -535,6 +546,10 @@ static int set_from_text(sl_config *c, const cfg_key *k, const char *s,
     int lvl;
 
     switch (k->type) {
+    case T_PATH:
+        if (s[0] == '\0')
+            goto bad;
+        break;
     case T_HOSTPORT:
         if (sl_config_split_hostport(s, NULL, 0, NULL) != 0)
             goto bad;
@@ -993,6 +1008,7 @@ static int load_value(loader *ld, const cfg_key *k, json_t *v)
 
     switch (k->type) {
     case T_HOSTPORT:
+    case T_PATH:
     case T_BROKERS:
     case T_LOGLEVEL:
         if (json_is_null(v) && is_string_type(k->type) &&
@@ -1359,6 +1375,7 @@ static const char *default_text(char *buf, size_t n, const cfg_key *k)
         return k->def_doc;
     switch (k->type) {
     case T_HOSTPORT:
+    case T_PATH:
     case T_BROKERS:
         return k->def_str ? k->def_str : "none";
     case T_LOGLEVEL:
@@ -1380,6 +1397,8 @@ static const char *range_text(char *buf, size_t n, const cfg_key *k,
                               const char *sep)
 {
     switch (k->type) {
+    case T_PATH:
+        return "";
     case T_HOSTPORT:
         return "port 0..65535";
     case T_BROKERS:
@@ -1520,6 +1539,7 @@ static json_t *value_json(const sl_config *c, const cfg_key *k)
 
     switch (k->type) {
     case T_HOSTPORT:
+    case T_PATH:
     case T_BROKERS: {
         const char *s = *str_at(rc, k);
         if (s == NULL && k->off == offsetof(sl_config, advertised_listener))

@@ -230,6 +230,7 @@ void sl__conn_update_reading(sl_conn *c)
     sl_server *srv = c->srv;
     const sl_config *cfg = srv->cfg;
     bool want = !c->closing && !srv->shutting_down && !srv->mem_paused &&
+                !c->muted &&
                 c->inflight_reqs < (size_t)cfg->max_inflight_requests &&
                 c->inflight_bytes < (size_t)cfg->max_inflight_bytes;
 
@@ -265,6 +266,7 @@ void sl__conn_accept(sl_server *srv)
     c->id = ++srv->next_conn_id;
     strcpy(c->peer, "?");
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        c->peer_addr = ss;
         char ip[INET6_ADDRSTRLEN] = "?";
         int port = 0;
         if (ss.ss_family == AF_INET) {
@@ -327,6 +329,7 @@ void sl__conn_close(sl_conn *c, const char *why)
     if (c->reading)
         uv_read_stop((uv_stream_t *)&c->tcp);
     c->reading = false;
+    sl__quota_conn_release(c);
     /* Requests still working upstream are orphaned: they free themselves
      * when their records settle. The rest go now. */
     for (req = c->q_head; req; req = next) {
@@ -509,6 +512,8 @@ static void dispatch(sl_conn *c, uint8_t *frame, size_t len)
     if (req->hdr.client_id.len > 0)
         snprintf(c->client_id, sizeof(c->client_id), "%.*s",
                  (int)req->hdr.client_id.len, req->hdr.client_id.p);
+    if (rc == 0)
+        sl__quota_identify(c, req->hdr.client_id);
     if (rc != 0) {
         char why[128];
         snprintf(why, sizeof(why), "malformed %s v%d request header",

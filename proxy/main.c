@@ -4,10 +4,93 @@
 #include <string.h>
 
 #include "sluice/config.h"
+#include "sluice/policy.h"
 #include "sluice/server.h"
+
+static int usage_policy(void)
+{
+    fprintf(stderr,
+            "usage: sluice policy check FILE\n"
+            "       sluice policy explain FILE --client-id ID [--addr IP] "
+            "[--principal P] [--topic T]\n"
+            "       sluice policy reference\n");
+    return 2;
+}
+
+/* sluice policy check|explain|reference: validate and explain a policy
+ * file without starting the proxy. */
+static int cmd_policy(int argc, char **argv)
+{
+    const char *file, *cid = NULL, *addr = NULL, *principal = NULL,
+                      *topic = NULL;
+    struct sockaddr_storage ss;
+    sl_policy_identity id = {0};
+    sl_policy *pol;
+    char err[1024];
+    char *buf;
+    size_t need;
+
+    if (argc >= 1 && strcmp(argv[0], "reference") == 0) {
+        need = sl_policy_reference(NULL, 0) + 1;
+        buf = sl_malloc(need);
+        sl_policy_reference(buf, need);
+        fputs(buf, stdout);
+        sl_free(buf);
+        return 0;
+    }
+    if (argc < 2)
+        return usage_policy();
+    file = argv[1];
+    for (int i = 2; i < argc; i++) {
+        const char **dst = strcmp(argv[i], "--client-id") == 0   ? &cid
+                           : strcmp(argv[i], "--addr") == 0      ? &addr
+                           : strcmp(argv[i], "--principal") == 0 ? &principal
+                           : strcmp(argv[i], "--topic") == 0     ? &topic
+                                                                 : NULL;
+        if (dst == NULL || i + 1 >= argc)
+            return usage_policy();
+        *dst = argv[++i];
+    }
+    if (sl_policy_load_file(file, &pol, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    if (strcmp(argv[0], "check") == 0) {
+        need = sl_policy_summary(pol, NULL, 0) + 1;
+        buf = sl_malloc(need);
+        sl_policy_summary(pol, buf, need);
+        printf("%s: OK\n%s", file, buf);
+    } else if (strcmp(argv[0], "explain") == 0) {
+        memset(&ss, 0, sizeof(ss));
+        if (addr != NULL &&
+            uv_ip4_addr(addr, 0, (struct sockaddr_in *)&ss) != 0 &&
+            uv_ip6_addr(addr, 0, (struct sockaddr_in6 *)&ss) != 0) {
+            fprintf(stderr, "sluice: --addr: \"%s\" is not an IP address\n",
+                    addr);
+            sl_policy_free(pol);
+            return 2;
+        }
+        id.client_id = cid;
+        id.peer = addr ? (const struct sockaddr *)&ss : NULL;
+        id.principal = principal;
+        need = sl_policy_explain(pol, &id, topic, NULL, 0) + 1;
+        buf = sl_malloc(need);
+        sl_policy_explain(pol, &id, topic, buf, need);
+        fputs(buf, stdout);
+    } else {
+        sl_policy_free(pol);
+        return usage_policy();
+    }
+    sl_free(buf);
+    sl_policy_free(pol);
+    return 0;
+}
 
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "policy") == 0)
+        return cmd_policy(argc - 2, argv + 2);
+
     sl_config cfg;
     char err[1024];
     int argi = argc, rc;

@@ -51,6 +51,9 @@ struct sl_produce {
     uint8_t **bufs;   /* decompressed record sections, owned */
     size_t n_bufs;
     size_t extra_mem; /* decompressed bytes charged to the budget */
+    uint64_t sent_bytes;   /* record batch bytes handed upstream */
+    uint64_t sent_records;
+    uint32_t throttle_ms;  /* throttle_time_ms of the answer */
 };
 
 /* One parsed batch waiting to be produced. */
@@ -159,6 +162,7 @@ static void finish(sl_produce *pr)
         size_t start;
 
         resp.n_topics = pr->n_topics;
+        resp.throttle_time_ms = (int32_t)pr->throttle_ms;
         tr = resp.topics = sl_calloc((size_t)pr->n_topics, sizeof(*tr));
         for (int32_t t = 0; t < pr->n_topics; t++) {
             ptopic *pt = &pr->topics[t];
@@ -465,6 +469,8 @@ static void send_records(sl_produce *pr, ppart *pp, sl_topic *t, pbatch *pbs,
         sl_rd rr;
         if (!pbs[i].send)
             continue;
+        pr->sent_bytes += pbs[i].b.raw_len;
+        pr->sent_records += (uint64_t)pbs[i].b.records_count;
         rr = sl_rd_init(pbs[i].recs, pbs[i].recs_len);
         for (int32_t k = 0; k < pbs[i].b.records_count; k++) {
             sl_record rec;
@@ -549,6 +555,10 @@ void sl__produce_handle(sl_server *srv, sl_req *req)
     } else if (body.acks != 0 && body.acks != 1 && body.acks != -1) {
         global_err = SL_KERR_INVALID_REQUIRED_ACKS;
         global_msg = "acks must be -1, 0 or 1";
+    } else if (req->conn->refused != NULL) {
+        global_err = SL_KERR_TOPIC_AUTHORIZATION_FAILED;
+        global_msg = "client refused by the Sluice policy (defaults.action "
+                     "refuse)";
     } else if (srv->up.fatal || srv->shutting_down) {
         global_err = SL_KERR_NOT_ENOUGH_REPLICAS;
         global_msg = srv->shutting_down ? "Sluice is shutting down"
@@ -583,15 +593,25 @@ void sl__produce_handle(sl_server *srv, sl_req *req)
         ptopic *pt = &pr->topics[t];
         sl_topic *topic = NULL;
 
+        bool allowed = global_err || sl__quota_topic_allowed(req->conn,
+                                                             td->name);
         if (!global_err && topic_name_valid(td->name))
             topic = sl__metacache_get(srv->meta, td->name.p,
                                       (size_t)td->name.len);
+        if (!allowed)
+            sl_warn("conn %llu %s (client.id \"%s\"): topic %.*s is not in "
+                    "its connector's allow-list: TOPIC_AUTHORIZATION_FAILED",
+                    (unsigned long long)req->conn->id, req->conn->peer,
+                    req->conn->client_id, (int)td->name.len, td->name.p);
         for (int32_t p = 0; p < pt->n_parts; p++) {
             ppart *pp = &pt->parts[p];
             int n;
 
             if (global_err) {
                 set_error(pp, global_err, global_msg);
+            } else if (!allowed) {
+                set_error(pp, SL_KERR_TOPIC_AUTHORIZATION_FAILED,
+                          "topic not allowed for this connector by policy");
             } else if (!topic_name_valid(td->name)) {
                 set_error(pp, SL_KERR_INVALID_TOPIC_EXCEPTION,
                           "invalid topic name");
@@ -618,6 +638,11 @@ void sl__produce_handle(sl_server *srv, sl_req *req)
     }
     sl_free(pbs);
     sl_kafka_ProduceRequest_free(&body);
+    /* Over-quota data is still accepted: what was handed upstream is
+     * charged, and only the connection's next request waits. */
+    if (pr->sent_bytes > 0)
+        pr->throttle_ms = sl__quota_charge(req->conn, pr->sent_bytes,
+                                           pr->sent_records);
     if (--pr->unsettled == 0)
         finish(pr);
 }

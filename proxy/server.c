@@ -80,6 +80,7 @@ static void finish_now(sl_server *srv)
     close_handle((uv_handle_t *)&srv->sig_term);
     close_handle((uv_handle_t *)&srv->sig_int);
     sl__metacache_stop(srv->meta);
+    sl__quota_close(srv);
     sl__upstream_close(&srv->up);
     sl_info("shutdown: all requests answered; exiting");
 }
@@ -233,6 +234,16 @@ int sl_server_run(sl_config *cfg)
         sl_free(srv);
         return 2;
     }
+    if (sl__quota_init(srv, err, sizeof(err)) != 0) {
+        sl_error("%s", err);
+        uv_close((uv_handle_t *)&srv->sig_hup, NULL);
+        sl__upstream_close(&srv->up);
+        uv_run(srv->loop, UV_RUN_DEFAULT);
+        sl__upstream_destroy(&srv->up);
+        uv_loop_close(srv->loop);
+        sl_free(srv);
+        return 2;
+    }
     srv->meta = sl__metacache_new(srv);
     /* Producer ids differ across restarts so a restarted Sluice does not
      * hand a new producer the id of one still retrying. */
@@ -246,6 +257,7 @@ int sl_server_run(sl_config *cfg)
         sl_error("listen on %s: %s", cfg->listen, uv_strerror(rc));
         exit_code = 1;
         uv_close((uv_handle_t *)&srv->listener, NULL);
+        sl__quota_close(srv);
         sl__upstream_close(&srv->up);
         uv_run(srv->loop, UV_RUN_DEFAULT);
         goto cleanup;
@@ -287,6 +299,7 @@ int sl_server_run(sl_config *cfg)
 
 cleanup:
     sl__metacache_free(srv->meta);
+    sl__quota_free(srv);
     sl__upstream_destroy(&srv->up);
     sl_idem_free(srv->idem);
     uv_loop_close(srv->loop);

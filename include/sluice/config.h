@@ -68,6 +68,8 @@ typedef struct sl_config {
 
     int64_t shutdown_timeout_ms;
 
+    char *policy_file; /* NULL = no policy: nobody is throttled */
+
     char *config_path; /* the file loaded, or NULL */
 } sl_config;
 

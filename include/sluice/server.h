@@ -16,6 +16,7 @@
 #include "sluice/config.h"
 #include "sluice/idem.h"
 #include "sluice/kafka.h"
+#include "sluice/policy.h"
 
 typedef struct sl_server sl_server;
 typedef struct sl_conn sl_conn;
@@ -60,7 +61,18 @@ struct sl_conn {
     sl_conn *prev, *next; /* server's list */
     uint64_t id;
     char peer[64];        /* "ip:port" for logs */
-    char client_id[64];   /* last client.id seen, for logs */
+    char client_id[64];   /* last client.id seen, for logs (truncated) */
+    struct sockaddr_storage peer_addr;
+    /* Policy (proxy/quota.c): the account this connection is charged to,
+     * resolved from its client.id and address; re-resolved when the
+     * client.id changes and on every policy reload. */
+    char *policy_cid;       /* full client.id the account was resolved for */
+    bool policy_resolved;
+    sl_policy_account *acct; /* one reference held; NULL if refused/none */
+    const sl_policy_connector *connector; /* NULL for defaults */
+    char *refused;          /* refusal message, or NULL */
+    struct sl_mute *mute;   /* throttle timer, created on first use */
+    bool muted;
     /* Frame assembly: hdr_buf holds a partial size field; frame is the
      * frame being filled (frame_got of frame_len bytes). */
     uint8_t size_buf[4];
@@ -83,6 +95,29 @@ void sl__conn_accept(sl_server *srv);
  * and starts or stops reading accordingly. */
 void sl__conn_update_reading(sl_conn *c);
 void sl__conn_close(sl_conn *c, const char *why);
+/* Stops reading the connection for ms milliseconds (a throttle): what was
+ * already read is still answered; the next request waits. */
+void sl__conn_mute(sl_conn *c, uint32_t ms);
+
+/* ---- policy glue (proxy/quota.c) ---------------------------------------- */
+/* Loads the policy file if configured and starts watching it (SIGHUP and
+ * file changes reload it). Loop thread. */
+int sl__quota_init(sl_server *srv, char *err, size_t errlen);
+/* Reloads now; an invalid file keeps the running policy. Returns 0 or
+ * SL_E_CONFIG. */
+int sl__quota_reload(sl_server *srv, const char *why);
+void sl__quota_close(sl_server *srv);
+void sl__quota_free(sl_server *srv);
+/* Called for every request: (re)resolves the account if client_id
+ * changed. */
+void sl__quota_identify(sl_conn *c, sl_kstr client_id);
+void sl__quota_conn_release(sl_conn *c);
+/* Topic allow-list of the connection's connector. */
+bool sl__quota_topic_allowed(sl_conn *c, sl_kstr topic);
+/* Charges an admitted Produce and mutes the connection if enforced.
+ * Returns the throttle_time_ms to put in the answer (0 in shadow mode). */
+uint32_t sl__quota_charge(sl_conn *c, uint64_t bytes, uint64_t records);
+int64_t sl__now_us(void);
 
 /* ---- produce ----------------------------------------------------------- */
 /* Handles a Produce request whose header is decoded. Takes ownership of
@@ -173,6 +208,14 @@ struct sl_server {
     sl_metacache *meta;
     sl_idem *idem;
     uint64_t start_ms;
+    /* Policy: NULL when no policy file is configured. */
+    sl_policy *policy;
+    sl_policy_state *pstate;
+    uv_signal_t sig_hup;
+    uv_fs_poll_t policy_poll;
+    bool policy_watching;
+    uint64_t policy_generation;
+    uint64_t policy_reload_failures;
 };
 
 int sl_server_run(sl_config *cfg);

@@ -664,8 +664,9 @@ static void test_help_and_version(void)
     ASSERT_EQ(rc, 1);
     ASSERT_TRUE(strstr(out, "Usage: sluice") != NULL);
     ASSERT_TRUE(strstr(out, "  --limits.max_connections N\n      Client "
-                            "connections open at once; beyond it new ones are "
-                            "refused.\n      [default: 10000; 1..1000000]\n") !=
+                            "connections open at once; beyond it new ones wait in "
+                            "the listen\n      backlog until one closes.\n"
+                            "      [default: 10000; 1..1000000]\n") !=
                 NULL);
     /* help is wrapped at 78 columns */
     ASSERT_TRUE(strstr(out, "\n      Milliseconds librdkafka may take to "
