@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what Sluice needs to build and test, only what is missing:
+# Debian 12 packages via apt-get, and the npm packages of tests/js.
+# Idempotent; safe to run again. Uses sudo only when not root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(
+  build-essential meson ninja-build pkg-config
+  librdkafka-dev libuv1-dev libjansson-dev libssl-dev node-llhttp
+  zlib1g-dev liblz4-dev libzstd-dev libsnappy-dev
+  kcat python3 python3-confluent-kafka python3-kafka
+  python3-lz4 python3-snappy python3-zstandard
+  clang libclang-rt-14-dev
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+# Node.js: any installed node/npm will do (Debian's or NodeSource's).
+if ! command -v node >/dev/null 2>&1; then missing+=(nodejs); fi
+if ! command -v npm >/dev/null 2>&1; then missing+=(npm); fi
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# JavaScript test client (kafkajs), pinned by tests/js/package-lock.json.
+if [ -f tests/js/package.json ] && [ ! -d tests/js/node_modules/kafkajs ]; then
+  echo "setup: npm ci in tests/js"
+  (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
+fi
