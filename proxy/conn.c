@@ -453,12 +453,15 @@ static void answer_unserved(sl_conn *c, sl_req *req, const sl_kafka_api *api)
     start = sl_kafka_resp_hdr_encode(&w, req->hdr.api_key,
                                      req->hdr.api_version,
                                      req->hdr.correlation_id);
-    if (sl_kafka_error_response_encode(&w, req->hdr.api_key,
+    if (!sl_kafka_error_response_carries_error(req->hdr.api_key,
+                                               req->hdr.api_version) ||
+        sl_kafka_error_response_encode(&w, req->hdr.api_key,
                                        req->hdr.api_version, err) != 0) {
         sl_wr_free(&w);
         sl_warn("conn %llu %s (client.id \"%s\"): %s v%d is not served by "
                 "Sluice (a produce proxy: ApiVersions, Metadata, Produce, "
-                "InitProducerId) and has no error form; disconnecting",
+                "InitProducerId) and that version has no top-level error "
+                "field to say so; disconnecting",
                 (unsigned long long)c->id, c->peer, c->client_id, api->name,
                 req->hdr.api_version);
         req->close_after = true;

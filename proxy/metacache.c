@@ -307,6 +307,25 @@ void sl__metacache_refresh_now(sl_metacache *mc)
     sl__metacache_lookup(mc, NULL, 0, false, NULL, NULL);
 }
 
+static void on_want_done(sl_server *srv, void *arg)
+{
+    sl_topic *t = arg; /* entries are never freed while running */
+    t->lookup_inflight = false;
+}
+
+void sl__metacache_want(sl_metacache *mc, const char *name, size_t len)
+{
+    sl_topic *t = get_or_add(mc, name, len);
+    char *names[1];
+    if (t->lookup_inflight || mc->stopped ||
+        (t->updated_ms != 0 &&
+         sl__now_ms(mc->srv) - t->updated_ms < NEGATIVE_TTL_MS))
+        return;
+    t->lookup_inflight = true;
+    names[0] = t->name;
+    sl__metacache_lookup(mc, names, 1, false, on_want_done, t);
+}
+
 sl_topic **sl__metacache_all(sl_metacache *mc, size_t *n)
 {
     sl_topic **v = sl_calloc(mc->n_topics + 1, sizeof(*v));

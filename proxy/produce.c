@@ -618,6 +618,12 @@ void sl__produce_handle(sl_server *srv, sl_req *req)
             } else if (topic == NULL || !topic->exists) {
                 set_error(pp, SL_KERR_UNKNOWN_TOPIC_OR_PARTITION,
                           "unknown topic");
+                /* The client may know a topic Sluice has not seen yet
+                 * (created since the last refresh): look it up. */
+                sl__metacache_want(srv->meta, td->name.p,
+                                   (size_t)td->name.len);
+                topic = sl__metacache_get(srv->meta, td->name.p,
+                                          (size_t)td->name.len);
             } else if (pp->index < 0 || pp->index >= topic->n_partitions) {
                 set_error(pp, SL_KERR_UNKNOWN_TOPIC_OR_PARTITION,
                           "unknown partition");

@@ -333,4 +333,11 @@ void sl_kafka_InitProducerIdResponse_encode(
 int sl_kafka_error_response_encode(sl_wr *w, int16_t api_key,
                                    int16_t api_version, int16_t error_code);
 
+/* True if that template has a field where the error code goes. Some
+ * responses (Fetch v0-v6, ListOffsets, OffsetCommit, CreateTopics, ...)
+ * carry errors only per requested topic/partition; their template answer
+ * is well-formed but says nothing, so the daemon disconnects instead. */
+bool sl_kafka_error_response_carries_error(int16_t api_key,
+                                           int16_t api_version);
+
 #endif

@@ -139,6 +139,7 @@ typedef struct sl_topic {
     rd_kafka_topic_t *rkt; /* upstream handle, created when first produced */
     uint64_t updated_ms;
     bool exists;
+    bool lookup_inflight; /* a Produce-triggered lookup is running */
 } sl_topic;
 
 sl_metacache *sl__metacache_new(sl_server *srv);
@@ -151,6 +152,10 @@ sl_topic *sl__metacache_get(sl_metacache *mc, const char *name, size_t len);
 typedef void (*sl_metacache_cb)(sl_server *srv, void *arg);
 void sl__metacache_lookup(sl_metacache *mc, char **names, size_t n,
                           bool allow_create, sl_metacache_cb cb, void *arg);
+/* A Produce named a topic the cache does not know (or knew as missing
+ * long enough ago): look it up without creating it, so the client's retry
+ * finds it. At most one such lookup per topic at a time. */
+void sl__metacache_want(sl_metacache *mc, const char *name, size_t len);
 /* Every known topic, for Metadata requests asking for all. */
 sl_topic **sl__metacache_all(sl_metacache *mc, size_t *n);
 const char *sl__metacache_cluster_id(sl_metacache *mc);

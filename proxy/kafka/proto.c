@@ -1403,6 +1403,22 @@ static void tpl_emit(sl_wr *w, const tpl_field *f, bool flex, int16_t code)
     }
 }
 
+bool sl_kafka_error_response_carries_error(int16_t api_key,
+                                           int16_t api_version)
+{
+    for (size_t i = 0; i < SL_ARRAY_SIZE(error_templates); i++) {
+        const tpl *t = &error_templates[i];
+        if (t->api_key != api_key)
+            continue;
+        for (size_t k = 0; k < t->n_fields; k++)
+            if (t->fields[k].op == T_ERROR &&
+                api_version >= t->fields[k].vmin &&
+                api_version <= t->fields[k].vmax)
+                return true;
+    }
+    return false;
+}
+
 int sl_kafka_error_response_encode(sl_wr *w, int16_t api_key,
                                    int16_t api_version, int16_t error_code)
 {
