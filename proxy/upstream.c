@@ -108,6 +108,13 @@ int sl__upstream_init(sl_upstream *up, sl_server *srv, char *err,
                        err, errlen)) ||
         (rc = conf_set(conf, "queue.buffering.max.kbytes", "2097151", err,
                        errlen)) ||
+        /* librdkafka notices message timeouts of a partition whose leader
+         * is down only when that broker's thread wakes up from its
+         * reconnect backoff (up to 10 s by default): keep it short so a
+         * client hears of a timeout soon after message_timeout_ms, well
+         * inside its own request.timeout.ms (30 s in Java). */
+        (rc = conf_set(conf, "reconnect.backoff.max.ms", "1000", err,
+                       errlen)) ||
         (rc = conf_set(conf, "client.id", "sluice", err, errlen)))
         goto fail_conf;
     for (size_t i = 0; i < cfg->n_upstream_props; i++) {
