@@ -21,6 +21,8 @@
 #include <string.h>
 
 #define POLL_INTERVAL_MS 500
+/* Shadow-mode report lines per connection at most this often. */
+#define SHADOW_REPORT_MS 10000
 
 typedef struct sl_mute {
     uv_timer_t timer;
@@ -147,9 +149,24 @@ uint32_t sl__quota_charge(sl_conn *c, uint64_t bytes, uint64_t records)
     if (d.throttle_ms == 0)
         return 0;
     if (!d.enforced) {
+        uint64_t now = sl__now_ms(c->srv);
         sl_debug("conn %llu (%s): shadow mode: would throttle %u ms (%s)",
                  (unsigned long long)c->id, sl_policy_account_name(c->acct),
                  d.throttle_ms, sl_throttle_reason_name(d.reason));
+        c->shadow_events++;
+        c->shadow_ms += d.throttle_ms;
+        if (c->shadow_reported_ms == 0 ||
+            now - c->shadow_reported_ms >= SHADOW_REPORT_MS) {
+            sl_info("shadow mode: connector \"%s\" (conn %llu %s) would have "
+                    "been throttled %llu times for %llu ms in all since the "
+                    "last report (latest: %u ms, %s); nothing enforced",
+                    sl_policy_account_name(c->acct), (unsigned long long)c->id,
+                    c->peer, (unsigned long long)c->shadow_events,
+                    (unsigned long long)c->shadow_ms, d.throttle_ms,
+                    sl_throttle_reason_name(d.reason));
+            c->shadow_reported_ms = now;
+            c->shadow_events = c->shadow_ms = 0;
+        }
         return 0;
     }
     sl_debug("conn %llu (%s): throttle %u ms (%s)", (unsigned long long)c->id,

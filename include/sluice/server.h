@@ -72,6 +72,9 @@ struct sl_conn {
     const sl_policy_connector *connector; /* NULL for defaults */
     char *refused;          /* refusal message, or NULL */
     struct sl_mute *mute;   /* throttle timer, created on first use */
+    /* Shadow mode: throttles that would have applied since the last
+     * report line (reported at most every SHADOW_REPORT_MS). */
+    uint64_t shadow_events, shadow_ms, shadow_reported_ms;
     bool muted;
     /* Frame assembly: hdr_buf holds a partial size field; frame is the
      * frame being filled (frame_got of frame_len bytes). */
