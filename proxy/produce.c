@@ -32,6 +32,7 @@ struct ppart {
     ppart *waiters;
     ppart *wnext;
     bool waiting; /* on another request's in-flight original */
+    sl_broker_stats *leader; /* upstream leader at hand-off, for stats */
 };
 
 typedef struct ptopic {
@@ -248,6 +249,8 @@ void sl__produce_delivered(sl_server *srv, void *opaque,
 {
     ppart *pp = opaque;
 
+    if (pp->leader)
+        pp->leader->inflight--;
     if (err) {
         if (pp->error == 0) {
             pp->error = sl__produce_map_error(err);
@@ -465,6 +468,10 @@ static void send_records(sl_produce *pr, ppart *pp, sl_topic *t, pbatch *pbs,
     sl_upstream *up = &pr->srv->up;
     rd_kafka_topic_t *rkt = sl__upstream_topic(up, t);
 
+    pp->leader = sl__upstream_broker(
+        up, pp->index < t->n_partitions && t->leaders ? t->leaders[pp->index]
+                                                      : -1);
+
     for (int i = 0; i < n && pp->error == 0; i++) {
         sl_rd rr;
         if (!pbs[i].send)
@@ -511,6 +518,7 @@ static void send_records(sl_produce *pr, ppart *pp, sl_topic *t, pbatch *pbs,
                 break;
             }
             up->outstanding++;
+            pp->leader->inflight++;
             pp->pending++;
         }
     }

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <librdkafka/rdkafka_mock.h>
 
 /* Messages taken from the queue per rd_kafka_event_message_array call. */
@@ -115,6 +116,9 @@ int sl__upstream_init(sl_upstream *up, sl_server *srv, char *err,
          * inside its own request.timeout.ms (30 s in Java). */
         (rc = conf_set(conf, "reconnect.backoff.max.ms", "1000", err,
                        errlen)) ||
+        /* Per-broker throttle and round-trip time for metrics. */
+        (rc = conf_set(conf, "statistics.interval.ms", "1000", err,
+                       errlen)) ||
         (rc = conf_set(conf, "client.id", "sluice", err, errlen)))
         goto fail_conf;
     for (size_t i = 0; i < cfg->n_upstream_props; i++) {
@@ -122,7 +126,8 @@ int sl__upstream_init(sl_upstream *up, sl_server *srv, char *err,
                            cfg->upstream_props[i].value, err, errlen)))
             goto fail_conf;
     }
-    rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR);
+    rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR |
+                                       RD_KAFKA_EVENT_STATS);
 
     /* rd_kafka_new takes the conf on success only. */
     up->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
@@ -178,6 +183,61 @@ rd_kafka_topic_t *sl__upstream_topic(sl_upstream *up, sl_topic *t)
     return t->rkt;
 }
 
+/* At most this many brokers are tracked; more share the last slot. */
+#define MAX_BROKERS 256
+
+sl_broker_stats *sl__upstream_broker(sl_upstream *up, int32_t id)
+{
+    for (size_t i = 0; i < up->n_brokers; i++)
+        if (up->brokers[i].id == id)
+            return &up->brokers[i];
+    if (up->brokers == NULL)
+        up->brokers = sl_calloc(MAX_BROKERS, sizeof(*up->brokers));
+    if (up->n_brokers == MAX_BROKERS)
+        return &up->brokers[MAX_BROKERS - 1];
+    up->brokers[up->n_brokers].id = id;
+    return &up->brokers[up->n_brokers++];
+}
+
+/* librdkafka statistics (JSON, every statistics.interval.ms): per broker
+ * the throttle time the broker returned and the round-trip time, both as
+ * window statistics since the previous emission. */
+static void handle_stats(sl_upstream *up, const char *json)
+{
+    json_error_t jerr;
+    json_t *root = json_loads(json, 0, &jerr), *brokers, *b;
+    const char *name;
+
+    if (root == NULL)
+        return;
+    brokers = json_object_get(root, "brokers");
+    json_object_foreach(brokers, name, b) {
+        json_t *nodeid = json_object_get(b, "nodeid");
+        json_t *thr = json_object_get(b, "throttle");
+        json_t *rtt = json_object_get(b, "rtt");
+        sl_broker_stats *bs;
+        if (!json_is_integer(nodeid) || json_integer_value(nodeid) < 0)
+            continue; /* bootstrap and internal entries */
+        bs = sl__upstream_broker(up, (int32_t)json_integer_value(nodeid));
+        snprintf(bs->name, sizeof(bs->name), "%s",
+                 json_string_value(json_object_get(b, "nodename"))
+                     ? json_string_value(json_object_get(b, "nodename"))
+                     : name);
+        if (thr) {
+            /* Window statistics in milliseconds: sum of this window. */
+            json_t *sum = json_object_get(thr, "sum");
+            if (json_is_number(sum))
+                bs->throttle_ms_total += json_number_value(sum);
+        }
+        if (rtt) {
+            json_t *p99 = json_object_get(rtt, "p99");
+            if (json_is_number(p99))
+                bs->rtt_p99_ms = json_number_value(p99) / 1000.0; /* us */
+        }
+    }
+    json_decref(root);
+}
+
 /* Handles delivery reports in batches, on the loop thread. */
 static void handle_dr(sl_upstream *up, rd_kafka_event_t *ev)
 {
@@ -187,6 +247,16 @@ static void handle_dr(sl_upstream *up, rd_kafka_event_t *ev)
     while ((n = rd_kafka_event_message_array(ev, msgs, DR_BATCH)) > 0) {
         for (size_t i = 0; i < n; i++) {
             const rd_kafka_message_t *m = msgs[i];
+            int64_t lat = rd_kafka_message_latency(m);
+            sl_broker_stats *bs =
+                sl__upstream_broker(up, rd_kafka_message_broker_id(m));
+            if (m->err == 0) {
+                bs->delivered++;
+                if (lat >= 0)
+                    sl_hist_record(&bs->latency, (uint64_t)lat);
+            } else {
+                bs->failed++;
+            }
             up->outstanding--;
             sl__produce_delivered(up->srv, m->_private, m->err, m->offset);
         }
@@ -207,6 +277,9 @@ static void on_events(uv_poll_t *poll, int status, int events)
         switch (rd_kafka_event_type(ev)) {
         case RD_KAFKA_EVENT_DR:
             handle_dr(up, ev);
+            break;
+        case RD_KAFKA_EVENT_STATS:
+            handle_stats(up, rd_kafka_event_stats(ev));
             break;
         case RD_KAFKA_EVENT_ERROR:
             if (rd_kafka_event_error_is_fatal(ev)) {
@@ -265,4 +338,7 @@ void sl__upstream_destroy(sl_upstream *up)
     up->pipe_fds[0] = up->pipe_fds[1] = -1;
     sl_free(up->bootstrap);
     up->bootstrap = NULL;
+    sl_free(up->brokers);
+    up->brokers = NULL;
+    up->n_brokers = 0;
 }

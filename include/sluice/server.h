@@ -16,6 +16,7 @@
 #include "sluice/config.h"
 #include "sluice/idem.h"
 #include "sluice/kafka.h"
+#include "sluice/metrics.h"
 #include "sluice/policy.h"
 
 typedef struct sl_server sl_server;
@@ -169,6 +170,22 @@ void sl__metacache_stop(sl_metacache *mc);
 void sl__metadata_handle(sl_server *srv, sl_req *req);
 
 /* ---- upstream ---------------------------------------------------------- */
+/* What Sluice sees of one upstream broker (loop thread). Latency is from
+ * hand-off to librdkafka until the delivery report, attributed to the
+ * broker that answered; in-flight records to the partition leader at
+ * hand-off. Broker-returned throttle and round-trip time come from
+ * librdkafka's statistics (every second). */
+typedef struct sl_broker_stats {
+    int32_t id;
+    char name[96];             /* "host:port" from the statistics */
+    sl_hist latency;           /* microseconds */
+    uint64_t delivered;
+    uint64_t failed;
+    int64_t inflight;          /* records handed over, not settled */
+    double throttle_ms_total;  /* broker-returned throttle_time_ms, summed */
+    double rtt_p99_ms;         /* librdkafka's window statistic */
+} sl_broker_stats;
+
 struct sl_upstream {
     sl_server *srv;
     rd_kafka_t *rk;
@@ -180,12 +197,17 @@ struct sl_upstream {
     char *bootstrap;          /* effective bootstrap servers */
     size_t outstanding;       /* records handed to librdkafka, not settled */
     size_t max_msg_bytes;     /* librdkafka message.max.bytes */
+    sl_broker_stats *brokers; /* by id, unordered */
+    size_t n_brokers;
     bool fatal;               /* producer hit a fatal error */
 };
 
 int sl__upstream_init(sl_upstream *up, sl_server *srv, char *err, size_t errlen);
 /* Creates (or returns) the topic handle for a cached topic. */
 rd_kafka_topic_t *sl__upstream_topic(sl_upstream *up, sl_topic *t);
+/* Stats of broker id (created on first use; id -1 gathers what has no
+ * known broker). The pointer is stable until sl__upstream_destroy. */
+sl_broker_stats *sl__upstream_broker(sl_upstream *up, int32_t id);
 /* Fails everything still queued upstream (shutdown deadline). */
 void sl__upstream_purge(sl_upstream *up);
 void sl__upstream_close(sl_upstream *up);
