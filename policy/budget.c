@@ -864,3 +864,26 @@ size_t sl_policy_state_default_count(const sl_policy_state *st)
 {
     return st->n_clients;
 }
+
+/* ---- enumeration (metrics, admin views) ----------------------------------- */
+
+const sl_policy_account *sl_policy_state_first_account(
+    const sl_policy_state *st)
+{
+    return st->all;
+}
+
+const sl_policy_account *sl_policy_account_next(const sl_policy_account *a)
+{
+    return a->all_next;
+}
+
+const char *sl_policy_account_class_name(const sl_policy_account *a)
+{
+    return a->cls ? a->cls->name : "";
+}
+
+bool sl_policy_account_paused(const sl_policy_account *a, int64_t now_us)
+{
+    return a->paused && (a->pause_until == 0 || now_us < a->pause_until);
+}

@@ -26,6 +26,7 @@
 enum key_type {
     T_HOSTPORT, /* char *: "host:port" / "[v6]:port", port 0..65535 */
     T_PATH,     /* char *: a file path, non-empty */
+    T_STRING,   /* char *: any non-empty string (KF_SECRET: redacted) */
     T_BROKERS,  /* char *: "mock:N" (N in min..max) or a broker list */
     T_INT,      /* int64_t in min..max; JSON integers only */
     T_LOGLEVEL, /* int64_t sl_log_level, written as its name */
@@ -38,6 +39,7 @@ static const struct {
 } type_info[] = {
     [T_HOSTPORT] = {"host:port", "HOST:PORT"},
     [T_PATH] = {"path", "FILE"},
+    [T_STRING] = {"string", "TEXT"},
     [T_BROKERS] = {"brokers", "LIST"},
     [T_INT] = {"integer", "N"},
     [T_LOGLEVEL] = {"level", "LEVEL"},
@@ -46,6 +48,7 @@ static const struct {
 
 #define KF_NULLABLE 0x1 /* JSON null resets the key to NULL (unset) */
 #define KF_BYTES 0x2    /* a size in bytes: docs add "(64 MiB)" */
+#define KF_SECRET 0x4   /* never printed: dumps show "[redacted]" */
 
 typedef struct cfg_key {
     const char *name;    /* dotted: the JSON path and the --flag */
@@ -86,6 +89,16 @@ static const cfg_key keys[] = {
      .def_str = NULL, .flags = KF_NULLABLE, .alias = "policy",
      .help = "Policy file (quotas, classes; see policy/examples/). Reloaded "
              "on SIGHUP and when it changes on disk. Unset: no quotas."},
+
+    {.name = "http.listen", .type = T_HOSTPORT, .off = OFF(http_listen),
+     .def_str = "127.0.0.1:9644", .flags = KF_NULLABLE,
+     .help = "Address of the HTTP operator surface (/metrics, /healthz, "
+             "/readyz, /v1/, status page); null disables it. Loopback by "
+             "default: it is not authenticated for reads."},
+    {.name = "http.admin_token", .type = T_STRING, .off = OFF(http_admin_token),
+     .def_str = NULL, .flags = KF_NULLABLE | KF_SECRET,
+     .help = "Bearer token required by mutating admin calls (pause, resume, "
+             "quota override, reload). Unset: those calls are disabled."},
 
     {.name = "upstream.bootstrap_servers", .type = T_BROKERS,
      .off = OFF(upstream_bootstrap), .def_str = "mock:3", .min = 1,
@@ -189,7 +202,8 @@ static size_t *nprops_at(sl_config *c, const cfg_key *k)
 
 static bool is_string_type(enum key_type t)
 {
-    return t == T_HOSTPORT || t == T_BROKERS || t == T_PATH;
+    return t == T_HOSTPORT || t == T_BROKERS || t == T_PATH ||
+           t == T_STRING;
 }
 
 /* Sets the property key (key_len bytes) to value: replaces the value in
@@ -247,6 +261,7 @@ void sl_config_defaults(sl_config *c)
         const cfg_key *k = &keys[i];
         switch (k->type) {
         case T_HOSTPORT:
+        case T_STRING:
         case T_PATH:
         case T_BROKERS:
             *str_at(c, k) = k->def_str ? sl_strdup(k->def_str) : NULL;
@@ -461,6 +476,9 @@ static const char *describe_json(char *buf, const json_t *v)
 static const char *expected(char *buf, size_t n, const cfg_key *k, bool flag)
 {
     switch (k->type) {
+    case T_STRING:
+        snprintf(buf, n, "a non-empty string%s", !flag && (k->flags & KF_NULLABLE) ? " or null" : "");
+        break;
     case T_PATH:
         snprintf(buf, n, "a file path%s", !flag && (k->flags & KF_NULLABLE) ? " or null" : "");
         break;
@@ -546,6 +564,7 @@ static int set_from_text(sl_config *c, const cfg_key *k, const char *s,
     int lvl;
 
     switch (k->type) {
+    case T_STRING:
     case T_PATH:
         if (s[0] == '\0')
             goto bad;
@@ -1008,6 +1027,7 @@ static int load_value(loader *ld, const cfg_key *k, json_t *v)
 
     switch (k->type) {
     case T_HOSTPORT:
+    case T_STRING:
     case T_PATH:
     case T_BROKERS:
     case T_LOGLEVEL:
@@ -1375,6 +1395,7 @@ static const char *default_text(char *buf, size_t n, const cfg_key *k)
         return k->def_doc;
     switch (k->type) {
     case T_HOSTPORT:
+    case T_STRING:
     case T_PATH:
     case T_BROKERS:
         return k->def_str ? k->def_str : "none";
@@ -1397,6 +1418,7 @@ static const char *range_text(char *buf, size_t n, const cfg_key *k,
                               const char *sep)
 {
     switch (k->type) {
+    case T_STRING:
     case T_PATH:
         return "";
     case T_HOSTPORT:
@@ -1540,8 +1562,11 @@ static json_t *value_json(const sl_config *c, const cfg_key *k)
     switch (k->type) {
     case T_HOSTPORT:
     case T_PATH:
+    case T_STRING:
     case T_BROKERS: {
         const char *s = *str_at(rc, k);
+        if (s != NULL && (k->flags & KF_SECRET))
+            return json_string("[redacted]");
         if (s == NULL && k->off == offsetof(sl_config, advertised_listener))
             s = c->listen; /* the address in effect */
         return s ? json_string(s) : json_null();

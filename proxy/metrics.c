@@ -611,7 +611,8 @@ static json_t *json_num(double v)
 {
     if (!isfinite(v))
         return json_null();
-    if (v == floor(v) && fabs(v) < 9007199254740992.0) /* 2^53 */
+    /* |v| < 2^53 first, so the cast is defined; no libm needed. */
+    if ((v < 0 ? -v : v) < 9007199254740992.0 && v == (double)(int64_t)v)
         return json_integer((json_int_t)v);
     return json_real(v);
 }
@@ -622,11 +623,14 @@ static json_t *json_hist(const sl_hist *h)
     uint64_t cum = 0;
     for (size_t b = 0; b < SL_HIST_BUCKETS; b++) {
         json_t *e = json_object();
+        char le[40] = "+Inf";
         cum += h->counts[b];
-        json_object_set_new(e, "le",
-                            b < SL_HIST_FINITE
-                                ? json_real((double)sl_hist_bounds_us[b] / 1e6)
-                                : json_string("+Inf"));
+        /* The bound as the text format writes it (and as Prometheus' own
+         * JSON API does): a string, so "+Inf" fits the same type. */
+        if (b < SL_HIST_FINITE)
+            sl_metrics_format_double((double)sl_hist_bounds_us[b] / 1e6, le,
+                                     sizeof(le));
+        json_object_set_new(e, "le", json_string(le));
         json_object_set_new(e, "count", json_integer((json_int_t)cum));
         json_array_append_new(buckets, e);
     }

@@ -567,12 +567,20 @@ void sl__produce_handle(sl_server *srv, sl_req *req)
         global_err = SL_KERR_TOPIC_AUTHORIZATION_FAILED;
         global_msg = "client refused by the Sluice policy (defaults.action "
                      "refuse)";
+    } else if (sl__quota_held(req->conn)) {
+        /* An operator paused this connector: nothing goes upstream. The
+         * client hears a retriable error and is muted for one step (the
+         * class's max_pause_ms, via the PAUSED decision below), then
+         * retries, until resumed. */
+        global_err = SL_KERR_REQUEST_TIMED_OUT;
+        global_msg = "connector paused by an operator";
+        pr->throttle_ms = sl__quota_charge(req->conn, 0, 0);
     } else if (srv->up.fatal || srv->shutting_down) {
         global_err = SL_KERR_NOT_ENOUGH_REPLICAS;
         global_msg = srv->shutting_down ? "Sluice is shutting down"
                                         : "upstream producer failed";
     }
-    if (global_err)
+    if (global_err && global_err != SL_KERR_REQUEST_TIMED_OUT)
         sl_warn("conn %llu %s (client.id \"%s\"): Produce v%d refused: %s",
                 (unsigned long long)req->conn->id, req->conn->peer,
                 req->conn->client_id, req->hdr.api_version, global_msg);

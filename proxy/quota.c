@@ -176,6 +176,16 @@ uint32_t sl__quota_charge(sl_conn *c, uint64_t bytes, uint64_t records)
     return d.throttle_ms;
 }
 
+bool sl__quota_held(sl_conn *c)
+{
+    const sl_policy *pol = c->srv->policy;
+    if (c->acct == NULL || !sl_policy_account_paused(c->acct, sl__now_us()))
+        return false;
+    if (c->connector != NULL)
+        return sl_policy_connector_mode(c->connector) == SL_POLICY_ENFORCE;
+    return sl_policy_mode_of(pol) == SL_POLICY_ENFORCE;
+}
+
 /* ---- loading ----------------------------------------------------------------- */
 
 int sl__quota_reload(sl_server *srv, const char *why)

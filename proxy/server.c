@@ -81,6 +81,7 @@ static void finish_now(sl_server *srv)
     close_handle((uv_handle_t *)&srv->sig_int);
     sl__metacache_stop(srv->meta);
     sl__quota_close(srv);
+    sl__admin_close(srv);
     sl__upstream_close(&srv->up);
     sl_info("shutdown: all requests answered; exiting");
 }
@@ -222,6 +223,9 @@ int sl_server_run(sl_config *cfg)
     srv->cfg = cfg;
     srv->loop = uv_default_loop();
     srv->start_ms = uv_now(srv->loop);
+    srv->start_ns = uv_hrtime();
+    /* Idle time for sluice_event_loop_busy_seconds_total. */
+    uv_loop_configure(srv->loop, UV_METRICS_IDLE_TIME);
     signal(SIGPIPE, SIG_IGN);
 
     if (resolve_listen(srv, &ss, err, sizeof(err)) != 0) {
@@ -245,6 +249,14 @@ int sl_server_run(sl_config *cfg)
         return 2;
     }
     srv->meta = sl__metacache_new(srv);
+    if (sl__admin_start(srv, err, sizeof(err)) != 0) {
+        sl_error("%s", err);
+        exit_code = 2;
+        sl__quota_close(srv);
+        sl__upstream_close(&srv->up);
+        uv_run(srv->loop, UV_RUN_DEFAULT);
+        goto cleanup;
+    }
     /* Producer ids differ across restarts so a restarted Sluice does not
      * hand a new producer the id of one still retrying. */
     srv->idem = sl_idem_new((int64_t)time(NULL) << 16, 15 * 60 * 1000);
@@ -258,6 +270,7 @@ int sl_server_run(sl_config *cfg)
         exit_code = 1;
         uv_close((uv_handle_t *)&srv->listener, NULL);
         sl__quota_close(srv);
+        sl__admin_close(srv);
         sl__upstream_close(&srv->up);
         uv_run(srv->loop, UV_RUN_DEFAULT);
         goto cleanup;
@@ -302,6 +315,7 @@ cleanup:
     sl__quota_free(srv);
     sl__upstream_destroy(&srv->up);
     sl_idem_free(srv->idem);
+    sl_free(srv->errors);
     uv_loop_close(srv->loop);
     sl_free(srv);
     return exit_code;

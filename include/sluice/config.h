@@ -69,6 +69,8 @@ typedef struct sl_config {
     int64_t shutdown_timeout_ms;
 
     char *policy_file; /* NULL = no policy: nobody is throttled */
+    char *http_listen;      /* "host:port"; NULL = no HTTP listener */
+    char *http_admin_token; /* NULL = mutating admin calls disabled */
 
     char *config_path; /* the file loaded, or NULL */
 } sl_config;

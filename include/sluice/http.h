@@ -83,7 +83,8 @@ typedef struct sl_http_request {
     bool keep_alive; /* the client allows another request afterwards */
     /* Set by sl_http_dispatch before the handler runs: the part of path
      * after the matched route's prefix ("" for an exact route), e.g.
-     * "cdc/pause" for "/v1/connectors/cdc/pause" on "/v1/connectors/*". */
+     * "cdc/pause" for "/v1/connectors/cdc/pause" on the prefix route
+     * "/v1/connectors/" + '*'. */
     const char *route_rest;
 } sl_http_request;
 
@@ -201,7 +202,8 @@ typedef void (*sl_http_handler_fn)(const sl_http_request *req,
 typedef struct sl_http_route {
     const char *method; /* "GET", "POST", ...; GET routes also serve HEAD */
     /* Exact path, or a prefix when it ends with '*' (the '*' is not part
-     * of it): "/v1/connectors/*" matches "/v1/connectors/cdc/pause". */
+     * of it): "/v1/connectors/" followed by '*' matches
+     * "/v1/connectors/cdc/pause". */
     const char *path;
     sl_http_handler_fn fn;
     /* Mutating routes: require "Authorization: Bearer <admin token>".

@@ -216,8 +216,8 @@ void sl_metrics_render_prometheus(sl_metrics *em, sl_wr *w);
  *                  "samples": [{"labels": {"connector": "cdc", ...},
  *                               "value": 123}]}]}
  * A histogram sample has, instead of "value": "count", "sum" (seconds),
- * "buckets": [{"le": 0.00025, "count": <cumulative>}, ..., {"le": "+Inf",
- * "count": <count>}] and "quantiles": {"p50": s, "p90": s, "p99": s}
+ * "buckets": [{"le": "0.00025", "count": <cumulative>}, ..., {"le": "+Inf",
+ * "count": <count>}] (le as a string, as in the text format) and "quantiles": {"p50": s, "p90": s, "p99": s}
  * (seconds; null when empty). Non-finite values are null. */
 json_t *sl_metrics_render_json(sl_metrics *em);
 

@@ -379,6 +379,18 @@ bool sl_policy_account_is_default(const sl_policy_account *a);
 bool sl_policy_account_stale(const sl_policy_account *a);
 const sl_policy_counters *sl_policy_account_counters(
     const sl_policy_account *a);
+/* Every account the state holds (connectors that had traffic, default
+ * per-client.id accounts, stale ones still referenced), for metrics and
+ * admin views: for (a = first; a; a = next(a)). Any rebind, get or put
+ * may change the list; do not hold the pointers across them. */
+const sl_policy_account *sl_policy_state_first_account(
+    const sl_policy_state *st);
+const sl_policy_account *sl_policy_account_next(const sl_policy_account *a);
+/* The account's class name ("" when stale). */
+const char *sl_policy_account_class_name(const sl_policy_account *a);
+/* True while an admin pause is in force at now_us. */
+bool sl_policy_account_paused(const sl_policy_account *a, int64_t now_us);
+
 /* Current byte tokens (negative = debt); for tests and the admin view. */
 double sl_policy_account_tokens(const sl_policy_account *a, int64_t now_us);
 

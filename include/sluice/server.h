@@ -121,6 +121,9 @@ bool sl__quota_topic_allowed(sl_conn *c, sl_kstr topic);
 /* Charges an admitted Produce and mutes the connection if enforced.
  * Returns the throttle_time_ms to put in the answer (0 in shadow mode). */
 uint32_t sl__quota_charge(sl_conn *c, uint64_t bytes, uint64_t records);
+/* True if an operator paused the connection's connector (and the policy
+ * enforces for it): its Produce requests are held, not forwarded. */
+bool sl__quota_held(sl_conn *c);
 int64_t sl__now_us(void);
 
 /* ---- produce ----------------------------------------------------------- */
@@ -213,6 +216,20 @@ void sl__upstream_purge(sl_upstream *up);
 void sl__upstream_close(sl_upstream *up);
 void sl__upstream_destroy(sl_upstream *up);
 
+/* ---- operator surface (proxy/admin.c) -------------------------------- */
+#define SL_MAX_ERROR_SERIES 1024
+typedef struct sl_err_count {
+    char connector[128];
+    char klass[64];
+    int16_t code;
+    uint64_t count;
+} sl_err_count;
+int sl__admin_start(sl_server *srv, char *err, size_t errlen);
+void sl__admin_close(sl_server *srv);
+/* Counts a partition answered with a Kafka error, for metrics. */
+void sl__admin_count_error(sl_server *srv, const char *connector,
+                           const char *klass, int16_t code);
+
 /* ---- server ------------------------------------------------------------ */
 struct sl_server {
     uv_loop_t *loop;
@@ -246,6 +263,10 @@ struct sl_server {
     bool policy_watching;
     uint64_t policy_generation;
     uint64_t policy_reload_failures;
+    struct sl_http_server *http; /* operator surface, or NULL */
+    sl_err_count *errors;        /* Kafka errors by connector/class/code */
+    size_t errors_n;
+    uint64_t start_ns;           /* uv_hrtime at start */
 };
 
 int sl_server_run(sl_config *cfg);
