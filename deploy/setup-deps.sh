@@ -12,6 +12,7 @@ PKGS=(
   kcat python3 python3-confluent-kafka python3-kafka
   python3-lz4 python3-snappy python3-zstandard
   clang libclang-rt-14-dev
+  prometheus chromium
 )
 
 missing=()

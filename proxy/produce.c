@@ -153,8 +153,24 @@ static void finish(sl_produce *pr)
     bool any_error = false;
 
     for (int32_t t = 0; t < pr->n_topics; t++)
-        for (int32_t p = 0; p < pr->topics[t].n_parts; p++)
-            any_error |= pr->topics[t].parts[p].error != 0;
+        for (int32_t p = 0; p < pr->topics[t].n_parts; p++) {
+            int16_t e = pr->topics[t].parts[p].error;
+            if (e == 0)
+                continue;
+            any_error = true;
+            /* Errors by connector for metrics (the connection may be gone;
+             * then the answer goes nowhere and is not counted). */
+            if (req->conn != NULL) {
+                const sl_policy_account *a = req->conn->acct;
+                sl__admin_count_error(
+                    pr->srv,
+                    a == NULL ? "(none)"
+                    : sl_policy_account_is_default(a)
+                        ? "(default)"
+                        : sl_policy_account_name(a),
+                    a ? sl_policy_account_class_name(a) : "", e);
+            }
+        }
 
     if (pr->acks != 0) {
         sl_kafka_ProduceResponse resp = {0};
