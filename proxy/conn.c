@@ -34,9 +34,11 @@ static int16_t unserved_error(int16_t key)
     return SL_KERR_UNSUPPORTED_VERSION;
 }
 
+/* One uv_write of n answers; owns their buffers until it completes. */
 typedef struct write_req {
     uv_write_t w;
-    uint8_t *data; /* response frame, owned until the write completes */
+    size_t n;
+    uint8_t *data[]; /* response frames */
 } write_req;
 
 static void on_close(uv_handle_t *h);
@@ -48,35 +50,100 @@ static void on_write(uv_write_t *w, int status)
 {
     write_req *wr = (write_req *)w;
     sl_conn *c = w->data;
-    sl_free(wr->data);
+    for (size_t i = 0; i < wr->n; i++)
+        sl_free(wr->data[i]);
+    c->writes_pending -= wr->n;
     sl_free(wr);
-    c->writes_pending--;
     if (status < 0 && status != UV_ECANCELED)
         sl__conn_close(c, uv_strerror(status));
+    sl__server_maybe_finish(c->srv);
 }
 
+static void drop_output(sl_conn *c)
+{
+    for (size_t i = 0; i < c->n_out; i++)
+        sl_free(c->out_data[i]);
+    c->writes_pending -= c->n_out;
+    c->n_out = 0;
+}
+
+/* Queues an answer (takes ownership of data); the connection's queued
+ * answers go out in one uv_write in the loop's check phase, after every
+ * callback of this iteration had its chance to add more: a batch of
+ * delivery reports completing many requests costs one write() per
+ * connection, not one per request. */
 static void write_frame(sl_conn *c, uint8_t *data, size_t len)
 {
-    write_req *wr;
-    uv_buf_t buf;
-    int rc;
+    sl_server *srv = c->srv;
 
     if (c->closing) {
         sl_free(data);
         return;
     }
-    wr = sl_malloc(sizeof(*wr));
-    wr->data = data;
-    wr->w.data = c;
-    buf = uv_buf_init((char *)data, (unsigned)len);
-    rc = uv_write(&wr->w, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
-    if (rc < 0) {
-        sl_free(data);
-        sl_free(wr);
-        sl__conn_close(c, uv_strerror(rc));
+    if (c->n_out == c->cap_out) {
+        c->cap_out = c->cap_out ? c->cap_out * 2 : 8;
+        c->out_data = sl_realloc(c->out_data,
+                                 c->cap_out * sizeof(*c->out_data));
+        c->out_len = sl_realloc(c->out_len, c->cap_out * sizeof(*c->out_len));
+    }
+    c->out_data[c->n_out] = data;
+    c->out_len[c->n_out] = len;
+    c->n_out++;
+    c->writes_pending++;
+    if (!c->dirty) {
+        c->dirty = true;
+        c->dirty_next = srv->dirty;
+        srv->dirty = c;
+    }
+}
+
+static void flush_conn(sl_conn *c)
+{
+    write_req *wr;
+    uv_buf_t stack_bufs[64], *bufs = stack_bufs;
+    size_t n = c->n_out;
+    int rc;
+
+    if (n == 0)
+        return;
+    if (c->closing) {
+        drop_output(c);
         return;
     }
-    c->writes_pending++;
+    wr = sl_malloc(sizeof(*wr) + n * sizeof(wr->data[0]));
+    wr->n = n;
+    wr->w.data = c;
+    if (n > SL_ARRAY_SIZE(stack_bufs))
+        bufs = sl_malloc(n * sizeof(*bufs));
+    for (size_t i = 0; i < n; i++) {
+        wr->data[i] = c->out_data[i];
+        bufs[i] = uv_buf_init((char *)c->out_data[i], (unsigned)c->out_len[i]);
+    }
+    c->n_out = 0;
+    /* libuv copies the buf array; the buffers themselves stay ours until
+     * on_write. */
+    rc = uv_write(&wr->w, (uv_stream_t *)&c->tcp, bufs, (unsigned)n, on_write);
+    if (bufs != stack_bufs)
+        sl_free(bufs);
+    if (rc < 0) {
+        for (size_t i = 0; i < n; i++)
+            sl_free(wr->data[i]);
+        c->writes_pending -= n;
+        sl_free(wr);
+        sl__conn_close(c, uv_strerror(rc));
+    }
+}
+
+void sl__conn_flush_all(sl_server *srv)
+{
+    sl_conn *c = srv->dirty, *next;
+    srv->dirty = NULL;
+    for (; c; c = next) {
+        next = c->dirty_next;
+        c->dirty_next = NULL;
+        c->dirty = false;
+        flush_conn(c);
+    }
 }
 
 /* Releases what a finished request charged to its connection and the
@@ -303,7 +370,19 @@ static void on_close(uv_handle_t *h)
             c->next->prev = c->prev;
         srv->n_conns--;
     }
+    if (c->dirty) {
+        /* Still listed for the check phase (closed after it ran, e.g.
+         * at shutdown): unlink before freeing. */
+        sl_conn **pp = &srv->dirty;
+        while (*pp && *pp != c)
+            pp = &(*pp)->dirty_next;
+        if (*pp)
+            *pp = c->dirty_next;
+    }
+    drop_output(c);
     sl_free(c->frame);
+    sl_free(c->out_data);
+    sl_free(c->out_len);
     sl_free(c);
     if (srv->accept_paused && !srv->shutting_down &&
         srv->n_conns < (size_t)srv->cfg->max_connections) {
@@ -329,6 +408,7 @@ void sl__conn_close(sl_conn *c, const char *why)
     if (c->reading)
         uv_read_stop((uv_stream_t *)&c->tcp);
     c->reading = false;
+    drop_output(c);
     sl__quota_conn_release(c);
     /* Requests still working upstream are orphaned: they free themselves
      * when their records settle. The rest go now. */

@@ -77,6 +77,7 @@ static void finish_now(sl_server *srv)
     }
     close_handle((uv_handle_t *)&srv->shutdown_timer);
     close_handle((uv_handle_t *)&srv->tick);
+    close_handle((uv_handle_t *)&srv->flush);
     close_handle((uv_handle_t *)&srv->sig_term);
     close_handle((uv_handle_t *)&srv->sig_int);
     sl__metacache_stop(srv->meta);
@@ -167,6 +168,13 @@ static void on_connection(uv_stream_t *l, int status)
         return;
     }
     sl__conn_accept(srv);
+}
+
+/* Check phase: after this iteration's I/O callbacks, write what they
+ * answered. */
+static void on_flush(uv_check_t *h)
+{
+    sl__conn_flush_all(h->data);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -299,6 +307,11 @@ int sl_server_run(sl_config *cfg)
     srv->shutdown_timer.data = srv;
     uv_timer_init(srv->loop, &srv->tick);
     srv->tick.data = srv;
+    uv_check_init(srv->loop, &srv->flush);
+    srv->flush.data = srv;
+    uv_check_start(&srv->flush, on_flush);
+    /* The check handle must not keep the loop alive on its own. */
+    uv_unref((uv_handle_t *)&srv->flush);
     uv_timer_start(&srv->tick, on_tick, 1000, 1000);
     sl__metacache_refresh_now(srv->meta);
     srv->last_refresh_ms = sl__now_ms(srv);

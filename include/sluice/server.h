@@ -88,13 +88,22 @@ struct sl_conn {
     sl_req *q_head, *q_tail;
     size_t inflight_reqs;  /* queued + acks=0 still upstream */
     size_t inflight_bytes; /* frame + decompressed bytes of those */
-    size_t writes_pending; /* uv_write requests not yet completed */
+    size_t writes_pending; /* answers queued or being written */
+    /* Answers ready to write, flushed together once per loop iteration
+     * (one uv_write per connection instead of one per answer). */
+    uint8_t **out_data;
+    size_t *out_len;
+    size_t n_out, cap_out;
+    sl_conn *dirty_next;   /* server's list of connections with output */
+    bool dirty;
     bool reading;
     bool closing;
     bool unserved_logged;
 };
 
 void sl__conn_accept(sl_server *srv);
+/* Writes every queued answer (check phase, once per loop iteration). */
+void sl__conn_flush_all(sl_server *srv);
 /* Re-evaluates whether the connection may read (limits, budget, shutdown)
  * and starts or stops reading accordingly. */
 void sl__conn_update_reading(sl_conn *c);
@@ -238,6 +247,8 @@ struct sl_server {
     uv_signal_t sig_term, sig_int;
     uv_timer_t shutdown_timer;
     uv_timer_t tick;          /* housekeeping: idem expiry, metadata */
+    uv_check_t flush;         /* writes queued answers after each poll */
+    sl_conn *dirty;           /* connections with queued answers */
     sl_conn *conns;
     size_t n_conns;
     uint64_t next_conn_id;
