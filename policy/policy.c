@@ -11,6 +11,7 @@
  * file in sl_policy_load_file().
  */
 #include "policy_internal.h"
+#include "sluice/jsonscan.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -134,354 +135,11 @@ static const char *closest(const char *word, const char *const *names,
 
 /* ---- raw-text scan for line numbers ------------------------------------- */
 
-/*
- * jansson keeps no positions for values, so an error about a value finds
- * its line by walking the raw text: a small JSON walker that tracks the
- * path of object keys and array indexes (nesting-aware: a "class" inside
- * another object or inside a string never matches) and calls a visitor at
- * every key and every array element. Malformed text after the point of
- * interest just stops the walk. Used to find one path's line (errors),
- * the key named by jansson's duplicate-key position, and the lines of all
- * classes and connectors in one pass (for explain).
- */
-
-#define SCAN_MAX_DEPTH 16
-#define SCAN_MAX_NEST 2048 /* jansson's own limit */
-
-typedef struct pcomp {
-    const char *key; /* NULL: an array index */
-    long idx;
-} pcomp;
-
-typedef struct scan scan;
-/* depth: path[0..depth] is set; is_key: object key (else array element).
- * Returns false to stop the walk. */
-typedef bool (*scan_visit)(scan *s, size_t depth, bool is_key, int line);
-
-struct scan {
-    const char *base, *p, *end;
-    int line;
-    pcomp path[SCAN_MAX_DEPTH];
-    scan_visit visit;
-    void *arg;
-    bool stopped;
-};
-
-static void scan_ws(scan *s)
-{
-    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' ||
-                             *s->p == '\r' || *s->p == '\n')) {
-        if (*s->p == '\n')
-            s->line++;
-        s->p++;
-    }
-}
-
-typedef struct strbuf {
-    char *b;
-    size_t len, cap;
-} strbuf;
-
-static void sb_putc(strbuf *sb, char ch)
-{
-    if (sb->len + 2 > sb->cap) {
-        size_t cap = sb->cap ? sb->cap * 2 : 32;
-        char *nb = sl_realloc(sb->b, cap);
-        sb->b = nb;
-        sb->cap = cap;
-    }
-    sb->b[sb->len++] = ch;
-    sb->b[sb->len] = '\0';
-}
-
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-static bool scan_hex4(scan *s, unsigned *out)
-{
-    unsigned v = 0;
-
-    if (s->end - s->p < 4)
-        return false;
-    for (int i = 0; i < 4; i++) {
-        int h = hexval(s->p[i]);
-        if (h < 0)
-            return false;
-        v = v << 4 | (unsigned)h;
-    }
-    s->p += 4;
-    *out = v;
-    return true;
-}
-
-static void sb_put_utf8(strbuf *sb, unsigned cp)
-{
-    if (cp < 0x80) {
-        sb_putc(sb, (char)cp);
-    } else if (cp < 0x800) {
-        sb_putc(sb, (char)(0xc0 | cp >> 6));
-        sb_putc(sb, (char)(0x80 | (cp & 0x3f)));
-    } else if (cp < 0x10000) {
-        sb_putc(sb, (char)(0xe0 | cp >> 12));
-        sb_putc(sb, (char)(0x80 | (cp >> 6 & 0x3f)));
-        sb_putc(sb, (char)(0x80 | (cp & 0x3f)));
-    } else {
-        sb_putc(sb, (char)(0xf0 | cp >> 18));
-        sb_putc(sb, (char)(0x80 | (cp >> 12 & 0x3f)));
-        sb_putc(sb, (char)(0x80 | (cp >> 6 & 0x3f)));
-        sb_putc(sb, (char)(0x80 | (cp & 0x3f)));
-    }
-}
-
-/* Reads the string at s->p (a '"'); with out, decoded (caller frees). */
-static bool scan_string(scan *s, char **out)
-{
-    strbuf sb = {0};
-    unsigned cp, lo;
-
-    s->p++;
-    for (;;) {
-        char ch;
-        if (s->p >= s->end)
-            goto bad;
-        ch = *s->p++;
-        if (ch == '"')
-            break;
-        if (ch == '\n')
-            s->line++;
-        if (ch != '\\') {
-            if (out)
-                sb_putc(&sb, ch);
-            continue;
-        }
-        if (s->p >= s->end)
-            goto bad;
-        ch = *s->p++;
-        switch (ch) {
-        case 'b': ch = '\b'; break;
-        case 'f': ch = '\f'; break;
-        case 'n': ch = '\n'; break;
-        case 'r': ch = '\r'; break;
-        case 't': ch = '\t'; break;
-        case 'u':
-            if (!scan_hex4(s, &cp))
-                goto bad;
-            if (cp >= 0xd800 && cp < 0xdc00 && s->end - s->p >= 6 &&
-                s->p[0] == '\\' && s->p[1] == 'u') {
-                s->p += 2;
-                if (!scan_hex4(s, &lo) || lo < 0xdc00 || lo > 0xdfff)
-                    goto bad;
-                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-            }
-            if (out)
-                sb_put_utf8(&sb, cp);
-            continue;
-        default: break; /* '"', '\\', '/' stand for themselves */
-        }
-        if (out)
-            sb_putc(&sb, ch);
-    }
-    if (out)
-        *out = sb.b ? sb.b : sl_strdup("");
-    return true;
-
-bad:
-    sl_free(sb.b);
-    return false;
-}
-
-static bool scan_value(scan *s, size_t depth, size_t nest);
-
-static bool scan_object(scan *s, size_t depth, size_t nest)
-{
-    s->p++;
-    scan_ws(s);
-    if (s->p < s->end && *s->p == '}') {
-        s->p++;
-        return true;
-    }
-    for (;;) {
-        char *key = NULL;
-        bool keep = depth < SCAN_MAX_DEPTH, ok = true;
-        int line;
-
-        scan_ws(s);
-        if (s->p >= s->end || *s->p != '"')
-            return false;
-        line = s->line;
-        if (!scan_string(s, keep ? &key : NULL))
-            return false;
-        if (keep) {
-            s->path[depth] = (pcomp){key, -1};
-            ok = s->visit(s, depth, true, line);
-        }
-        if (ok) {
-            scan_ws(s);
-            ok = s->p < s->end && *s->p++ == ':' &&
-                 scan_value(s, depth + 1, nest + 1);
-        }
-        if (keep)
-            s->path[depth] = (pcomp){NULL, -1};
-        sl_free(key);
-        if (!ok)
-            return false;
-        scan_ws(s);
-        if (s->p >= s->end)
-            return false;
-        if (*s->p == '}') {
-            s->p++;
-            return true;
-        }
-        if (*s->p++ != ',')
-            return false;
-    }
-}
-
-static bool scan_array(scan *s, size_t depth, size_t nest)
-{
-    s->p++;
-    scan_ws(s);
-    if (s->p < s->end && *s->p == ']') {
-        s->p++;
-        return true;
-    }
-    for (long i = 0;; i++) {
-        scan_ws(s);
-        if (depth < SCAN_MAX_DEPTH) {
-            s->path[depth] = (pcomp){NULL, i};
-            if (!s->visit(s, depth, false, s->line))
-                return false;
-        }
-        if (!scan_value(s, depth + 1, nest + 1))
-            return false;
-        scan_ws(s);
-        if (s->p >= s->end)
-            return false;
-        if (*s->p == ']') {
-            s->p++;
-            return true;
-        }
-        if (*s->p++ != ',')
-            return false;
-    }
-}
-
-static bool scan_value(scan *s, size_t depth, size_t nest)
-{
-    const char *start;
-
-    if (nest > SCAN_MAX_NEST)
-        return false;
-    scan_ws(s);
-    if (s->p >= s->end)
-        return false;
-    switch (*s->p) {
-    case '{': return scan_object(s, depth, nest);
-    case '[': return scan_array(s, depth, nest);
-    case '"': return scan_string(s, NULL);
-    default:
-        start = s->p;
-        while (s->p < s->end && strchr(",:]}\" \t\r\n", *s->p) == NULL)
-            s->p++;
-        return s->p > start;
-    }
-}
-
-static void scan_run(scan *s, const char *text, size_t len, scan_visit v,
-                     void *arg)
-{
-    s->base = s->p = text;
-    s->end = text + len;
-    s->line = 1;
-    s->visit = v;
-    s->arg = arg;
-    s->stopped = false;
-    for (size_t i = 0; i < SCAN_MAX_DEPTH; i++)
-        s->path[i] = (pcomp){NULL, -1};
-    scan_value(s, 0, 0);
-}
-
-static bool comp_eq(const pcomp *a, const pcomp *b)
-{
-    if (a->key == NULL || b->key == NULL)
-        return a->key == b->key && a->idx == b->idx;
-    return strcmp(a->key, b->key) == 0;
-}
-
-/* find mode: the line of the first key/element at path want[0..n) */
-typedef struct find_arg {
-    const pcomp *want;
-    size_t n;
-    int line;
-} find_arg;
-
-static bool visit_find(scan *s, size_t depth, bool is_key, int line)
-{
-    find_arg *fa = s->arg;
-
-    if (depth + 1 != fa->n)
-        return true;
-    for (size_t i = 0; i <= depth; i++)
-        if (!comp_eq(&s->path[i], &fa->want[i]))
-            return true;
-    fa->line = line;
-    return false;
-}
-
-static int path_line(const char *text, size_t len, const pcomp *want,
-                     size_t n)
-{
-    find_arg fa = {want, n, 0};
-    scan s;
-
-    if (n == 0 || n > SCAN_MAX_DEPTH)
-        return 0;
-    scan_run(&s, text, len, visit_find, &fa);
-    return fa.line;
-}
-
-/* which mode: the path of the last key ending at or before stop */
-typedef struct which_arg {
-    size_t stop;
-    char *keys[SCAN_MAX_DEPTH];
-    size_t n;
-    int line;
-} which_arg;
-
-static void which_clear(which_arg *wa)
-{
-    for (size_t i = 0; i < wa->n; i++)
-        sl_free(wa->keys[i]);
-    wa->n = 0;
-}
-
-static bool visit_which(scan *s, size_t depth, bool is_key, int line)
-{
-    which_arg *wa = s->arg;
-
-    if (!is_key)
-        return true;
-    if ((size_t)(s->p - s->base) > wa->stop)
-        return false;
-    which_clear(wa);
-    for (size_t i = 0; i <= depth; i++) {
-        if (s->path[i].key == NULL) { /* inside an array: cannot name it */
-            which_clear(wa);
-            return true;
-        }
-        wa->keys[wa->n++] = sl_strdup(s->path[i].key);
-    }
-    wa->line = line;
-    return true;
-}
+/* jansson keeps no positions for values: the shared walker in
+ * include/sluice/jsonscan.h finds one path's line (errors), the key named
+ * by jansson's duplicate-key position, and, with visit_collect below, the
+ * lines of all classes and connectors in one pass (for explain). */
+typedef sl_jscan_comp pcomp;
 
 /* collect mode: lines of "classes.<name>" and "connectors.<name>" keys */
 typedef struct linemap {
@@ -535,7 +193,7 @@ static void linemap_free(linemap *lm)
     sl__pmap_free(&lm->map);
 }
 
-static bool visit_collect(scan *s, size_t depth, bool is_key, int line)
+static bool visit_collect(sl_jscan *s, size_t depth, bool is_key, int line)
 {
     collect_arg *ca = s->arg;
 
@@ -612,7 +270,7 @@ static int load_error(loader *ld, const char *fmt, ...)
     va_list ap;
 
     for (size_t n = depth; n > 0 && line == 0; n--)
-        line = path_line(ld->text, ld->len, ld->comps, n);
+        line = sl_jscan_path_line(ld->text, ld->len, ld->comps, n);
     dotted(ld->comps, depth, path, sizeof(path));
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -1511,26 +1169,28 @@ void sl_policy_free(sl_policy *pol)
 static void syntax_error(loader *ld, const json_error_t *je)
 {
     if (json_error_code(je) == json_error_duplicate_key && je->position > 0) {
-        which_arg wa = {.stop = (size_t)je->position};
-        scan s;
+        char *keys[SL_JSCAN_MAX_DEPTH];
+        int key_line_no;
+        size_t n = sl_jscan_key_at(ld->text, ld->len, (size_t)je->position,
+                                   keys, &key_line_no);
 
-        scan_run(&s, ld->text, ld->len, visit_which, &wa);
-        if (wa.n > 0) {
-            pcomp comps[SCAN_MAX_DEPTH];
+        if (n > 0) {
+            pcomp comps[SL_JSCAN_MAX_DEPTH];
             char path[512];
             const char *what = "duplicate key";
             int first;
-            for (size_t i = 0; i < wa.n; i++)
-                comps[i] = (pcomp){wa.keys[i], -1};
-            first = path_line(ld->text, ld->len, comps, wa.n);
-            dotted(comps, wa.n, path, sizeof(path));
-            if (wa.n == 2 && strcmp(wa.keys[0], "connectors") == 0)
+            for (size_t i = 0; i < n; i++)
+                comps[i] = (pcomp){keys[i], -1};
+            first = sl_jscan_path_line(ld->text, ld->len, comps, n);
+            dotted(comps, n, path, sizeof(path));
+            if (n == 2 && strcmp(keys[0], "connectors") == 0)
                 what = "duplicate connector name";
-            else if (wa.n == 2 && strcmp(wa.keys[0], "classes") == 0)
+            else if (n == 2 && strcmp(keys[0], "classes") == 0)
                 what = "duplicate class name";
             put_err(ld->err, ld->errlen, "%s:%d: %s: %s (first defined on "
-                    "line %d)", ld->name, wa.line, path, what, first);
-            which_clear(&wa);
+                    "line %d)", ld->name, key_line_no, path, what, first);
+            for (size_t i = 0; i < n; i++)
+                sl_free(keys[i]);
             return;
         }
     }
@@ -1563,7 +1223,7 @@ int sl_policy_load_string(const char *text, size_t len, const char *name,
                  .err = err, .errlen = errlen};
     json_error_t je;
     json_t *root;
-    scan s;
+    sl_jscan s;
     int rc = SL_E_CONFIG;
 
     if (err && errlen)
@@ -1575,17 +1235,14 @@ int sl_policy_load_string(const char *text, size_t len, const char *name,
         return SL_E_CONFIG;
     }
     if (!json_is_object(root)) {
-        s.base = s.p = text;
-        s.end = text + len;
-        s.line = 1;
-        scan_ws(&s);
         put_err(err, errlen, "%s:%d: expected a JSON object at the top level, "
-                "got %s", ld.name, s.line, json_kind(root));
+                "got %s", ld.name, sl_jscan_first_line(text, len),
+                json_kind(root));
         goto out_json;
     }
     /* One pass for the lines of every class and connector (explain shows
      * them); everything else looks its line up only on error. */
-    scan_run(&s, text, len, visit_collect, &ld.lines);
+    sl_jscan_run(&s, text, len, visit_collect, &ld.lines);
 
     ld.pol = sl_calloc(1, sizeof(*ld.pol));
     set_defaults(&top_fs, ld.pol);

@@ -19,6 +19,8 @@
 
 #include <jansson.h>
 
+#include "sluice/jsonscan.h"
+
 /* ---- the table ----------------------------------------------------------- */
 
 /* Value types. A string key's type says how it is validated, so there is
@@ -606,318 +608,19 @@ bad:
 
 /* ---- finding a key's line in the raw text ------------------------------- */
 
-/*
- * jansson keeps no positions for parsed values, so errors about a value
- * find its line by scanning the raw text: a small JSON walker that tracks
- * the path of object keys (nesting-aware, so a "refresh_ms" inside another
- * object or inside a string never matches). Two modes:
- *  - find: the line of the first key whose path is want[0..n_want);
- *  - which: the path of the last key whose closing quote lies at or before
- *    byte stop (for jansson's duplicate-key error, which gives a position
- *    just past the duplicate).
- * The text may be malformed after the point of interest; the walker then
- * just stops.
- */
-
-#define SCAN_MAX_DEPTH 16  /* keys deeper than this are walked, not stored */
-#define SCAN_MAX_NEST 4096 /* containers deeper than this stop the walk */
-
-typedef struct scan {
-    const char *base, *p, *end;
-    int line;
-    const char *const *want;
-    size_t n_want;
-    int found_line;
-    bool which;
-    size_t stop;
-    char *path[SCAN_MAX_DEPTH];
-    char *hit[SCAN_MAX_DEPTH];
-    size_t n_hit;
-    int hit_line;
-    bool done;
-} scan;
-
-static void scan_ws(scan *s)
-{
-    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' ||
-                             *s->p == '\r' || *s->p == '\n')) {
-        if (*s->p == '\n')
-            s->line++;
-        s->p++;
-    }
-}
-
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-static bool scan_hex4(scan *s, unsigned *out)
-{
-    unsigned v = 0;
-
-    if (s->end - s->p < 4)
-        return false;
-    for (int i = 0; i < 4; i++) {
-        int h = hexval(s->p[i]);
-        if (h < 0)
-            return false;
-        v = v << 4 | (unsigned)h;
-    }
-    s->p += 4;
-    *out = v;
-    return true;
-}
-
-typedef struct strbuf {
-    char *b;
-    size_t len, cap;
-} strbuf;
-
-static void sb_putc(strbuf *sb, char ch)
-{
-    if (sb->len + 2 > sb->cap) {
-        sb->cap = sb->cap ? sb->cap * 2 : 32;
-        sb->b = sl_realloc(sb->b, sb->cap);
-    }
-    sb->b[sb->len++] = ch;
-    sb->b[sb->len] = '\0';
-}
-
-static void sb_put_utf8(strbuf *sb, unsigned cp)
-{
-    if (cp < 0x80) {
-        sb_putc(sb, (char)cp);
-    } else if (cp < 0x800) {
-        sb_putc(sb, (char)(0xc0 | cp >> 6));
-        sb_putc(sb, (char)(0x80 | (cp & 0x3f)));
-    } else if (cp < 0x10000) {
-        sb_putc(sb, (char)(0xe0 | cp >> 12));
-        sb_putc(sb, (char)(0x80 | (cp >> 6 & 0x3f)));
-        sb_putc(sb, (char)(0x80 | (cp & 0x3f)));
-    } else {
-        sb_putc(sb, (char)(0xf0 | cp >> 18));
-        sb_putc(sb, (char)(0x80 | (cp >> 12 & 0x3f)));
-        sb_putc(sb, (char)(0x80 | (cp >> 6 & 0x3f)));
-        sb_putc(sb, (char)(0x80 | (cp & 0x3f)));
-    }
-}
-
-/* Reads the string at s->p (a '"'). With out, returns it decoded (caller
- * frees); without, skips it. False if malformed. */
-static bool scan_string(scan *s, char **out)
-{
-    strbuf sb = {0};
-    unsigned cp, lo;
-
-    s->p++;
-    for (;;) {
-        char ch;
-        if (s->p >= s->end)
-            goto bad;
-        ch = *s->p++;
-        if (ch == '"')
-            break;
-        if (ch == '\n')
-            s->line++;
-        if (ch != '\\') {
-            if (out)
-                sb_putc(&sb, ch);
-            continue;
-        }
-        if (s->p >= s->end)
-            goto bad;
-        ch = *s->p++;
-        switch (ch) {
-        case 'b': ch = '\b'; break;
-        case 'f': ch = '\f'; break;
-        case 'n': ch = '\n'; break;
-        case 'r': ch = '\r'; break;
-        case 't': ch = '\t'; break;
-        case 'u':
-            if (!scan_hex4(s, &cp))
-                goto bad;
-            if (cp >= 0xd800 && cp < 0xdc00 && s->end - s->p >= 6 &&
-                s->p[0] == '\\' && s->p[1] == 'u') {
-                s->p += 2;
-                if (!scan_hex4(s, &lo))
-                    goto bad;
-                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-            }
-            if (out)
-                sb_put_utf8(&sb, cp);
-            continue;
-        default: /* '"', '\\', '/' stand for themselves */
-            break;
-        }
-        if (out)
-            sb_putc(&sb, ch);
-    }
-    if (out)
-        *out = sb.b ? sb.b : sl_strdup("");
-    return true;
-
-bad:
-    sl_free(sb.b);
-    return false;
-}
-
-static void hit_clear(scan *s)
-{
-    for (size_t i = 0; i < s->n_hit; i++)
-        sl_free(s->hit[i]);
-    s->n_hit = 0;
-}
-
-/* Called with the key just read at depth (path[depth] set). False stops. */
-static bool scan_key(scan *s, size_t depth, int line)
-{
-    if (s->which) {
-        if ((size_t)(s->p - s->base) > s->stop) {
-            s->done = true;
-            return false;
-        }
-        hit_clear(s); /* a key that cannot be named leaves no hit */
-        for (size_t i = 0; i <= depth && depth < SCAN_MAX_DEPTH; i++) {
-            if (s->path[i] == NULL) {
-                hit_clear(s);
-                break;
-            }
-            s->hit[s->n_hit++] = sl_strdup(s->path[i]);
-        }
-        s->hit_line = line;
-        return true;
-    }
-    if (depth + 1 != s->n_want)
-        return true;
-    for (size_t i = 0; i <= depth; i++)
-        if (s->path[i] == NULL || strcmp(s->path[i], s->want[i]) != 0)
-            return true;
-    s->found_line = line;
-    s->done = true;
-    return false;
-}
-
-static bool scan_value(scan *s, size_t depth, size_t nest);
-
-static bool scan_object(scan *s, size_t depth, size_t nest)
-{
-    s->p++;
-    scan_ws(s);
-    if (s->p < s->end && *s->p == '}') {
-        s->p++;
-        return true;
-    }
-    for (;;) {
-        char *key = NULL;
-        int line;
-        bool ok;
-
-        scan_ws(s);
-        if (s->p >= s->end || *s->p != '"')
-            return false;
-        line = s->line;
-        if (!scan_string(s, depth < SCAN_MAX_DEPTH ? &key : NULL))
-            return false;
-        if (depth < SCAN_MAX_DEPTH)
-            s->path[depth] = key;
-        ok = scan_key(s, depth, line);
-        if (ok) {
-            scan_ws(s);
-            ok = s->p < s->end && *s->p++ == ':' &&
-                 scan_value(s, depth + 1, nest + 1);
-        }
-        if (depth < SCAN_MAX_DEPTH)
-            s->path[depth] = NULL;
-        sl_free(key);
-        if (!ok)
-            return false;
-        scan_ws(s);
-        if (s->p >= s->end)
-            return false;
-        if (*s->p == '}') {
-            s->p++;
-            return true;
-        }
-        if (*s->p++ != ',')
-            return false;
-    }
-}
-
-static bool scan_array(scan *s, size_t depth, size_t nest)
-{
-    s->p++;
-    scan_ws(s);
-    if (s->p < s->end && *s->p == ']') {
-        s->p++;
-        return true;
-    }
-    for (;;) {
-        /* Array elements are not keys: a key inside one is never the
-         * config key being looked for, so walk it past any match depth. */
-        if (!scan_value(s, SCAN_MAX_DEPTH + depth, nest + 1))
-            return false;
-        scan_ws(s);
-        if (s->p >= s->end)
-            return false;
-        if (*s->p == ']') {
-            s->p++;
-            return true;
-        }
-        if (*s->p++ != ',')
-            return false;
-    }
-}
-
-static bool scan_value(scan *s, size_t depth, size_t nest)
-{
-    const char *start;
-
-    if (nest > SCAN_MAX_NEST)
-        return false;
-    scan_ws(s);
-    if (s->p >= s->end)
-        return false;
-    switch (*s->p) {
-    case '{':
-        return scan_object(s, depth, nest);
-    case '[':
-        return scan_array(s, depth, nest);
-    case '"':
-        return scan_string(s, NULL);
-    default: /* number, true, false, null */
-        start = s->p;
-        while (s->p < s->end && strchr(",:]}\" \t\r\n", *s->p) == NULL)
-            s->p++;
-        return s->p > start;
-    }
-}
-
-static void scan_init(scan *s, const char *text, size_t len)
-{
-    memset(s, 0, sizeof(*s));
-    s->base = s->p = text;
-    s->end = text + len;
-    s->line = 1;
-}
-
-/* The line of the first key at path comps[0..n) in text, or 0. */
+/* jansson keeps no positions for parsed values: the shared walker in
+ * include/sluice/jsonscan.h finds them. The line of the first key at path
+ * comps[0..n) in text, or 0. */
 static int key_line(const char *text, size_t len, const char *const *comps,
                     size_t n)
 {
-    scan s;
+    sl_jscan_comp want[SL_JSCAN_MAX_DEPTH];
 
-    scan_init(&s, text, len);
-    s.want = comps;
-    s.n_want = n;
-    scan_value(&s, 0, 0);
-    return s.found_line;
+    if (n == 0 || n > SL_JSCAN_MAX_DEPTH)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        want[i] = (sl_jscan_comp){comps[i], -1};
+    return sl_jscan_path_line(text, len, want, n);
 }
 
 /* ---- loading a file ---------------------------------------------------- */
@@ -1145,22 +848,19 @@ fail:
 static void syntax_error(loader *ld, const json_error_t *je)
 {
     if (json_error_code(je) == json_error_duplicate_key && je->position > 0) {
-        scan s;
-        char name[512];
-        int first;
+        char *keys[SL_JSCAN_MAX_DEPTH], name[512];
+        int line, first;
+        size_t n = sl_jscan_key_at(ld->text, ld->len, (size_t)je->position,
+                                   keys, &line);
 
-        scan_init(&s, ld->text, ld->len);
-        s.which = true;
-        s.stop = (size_t)je->position;
-        scan_value(&s, 0, 0);
-        if (s.n_hit > 0) {
-            first = key_line(ld->text, ld->len, (const char *const *)s.hit,
-                             s.n_hit);
-            dotted((const char *const *)s.hit, s.n_hit, name, sizeof(name));
+        if (n > 0) {
+            first = key_line(ld->text, ld->len, (const char *const *)keys, n);
+            dotted((const char *const *)keys, n, name, sizeof(name));
             put_err(ld->err, ld->err_len,
                     "%s:%d: %s: duplicate key (first set on line %d)",
-                    ld->path, s.hit_line, name, first);
-            hit_clear(&s);
+                    ld->path, line, name, first);
+            for (size_t i = 0; i < n; i++)
+                sl_free(keys[i]);
             return;
         }
     }
@@ -1197,7 +897,6 @@ int sl_config_load_file(sl_config *c, const char *path, char *err,
     json_t *root;
     json_error_t je;
     sl_config tmp;
-    scan s;
     int rc;
 
     /* One read feeds both jansson and the line scan, so the lines always
@@ -1214,11 +913,9 @@ int sl_config_load_file(sl_config *c, const char *path, char *err,
         goto out_text;
     }
     if (!json_is_object(root)) {
-        scan_init(&s, text, ld.len);
-        scan_ws(&s);
         put_err(err, err_len,
                 "%s:%d: expected a JSON object at the top level, got %s",
-                path, s.line, json_kind(root));
+                path, sl_jscan_first_line(text, ld.len), json_kind(root));
         rc = SL_E_CONFIG;
         goto out_json;
     }

@@ -1,0 +1,57 @@
+/*
+ * A raw-text JSON walker that finds line numbers, for error messages:
+ * jansson keeps no positions for values. It tracks the path of object keys
+ * and array indexes (nesting-aware: a key inside another object or inside
+ * a string never matches) and calls a visitor at every key and array
+ * element. Malformed text after the point of interest just stops the walk.
+ * Used by the config loader (proxy/config.c) and the policy loader
+ * (policy/policy.c). Pure; any thread.
+ */
+#ifndef SLUICE_JSONSCAN_H
+#define SLUICE_JSONSCAN_H
+
+#include "sluice/common.h"
+
+#define SL_JSCAN_MAX_DEPTH 16 /* keys deeper than this are walked, not stored */
+
+/* One path component: an object key, or (key NULL) an array index. */
+typedef struct sl_jscan_comp {
+    const char *key;
+    long idx;
+} sl_jscan_comp;
+
+typedef struct sl_jscan sl_jscan;
+/* depth: path[0..depth] is set; is_key: object key (else array element);
+ * line: where it starts. Returns false to stop the walk. */
+typedef bool (*sl_jscan_visit)(sl_jscan *s, size_t depth, bool is_key,
+                               int line);
+
+struct sl_jscan {
+    const char *base, *p, *end; /* p: the walker's position */
+    int line;
+    sl_jscan_comp path[SL_JSCAN_MAX_DEPTH]; /* keys borrowed during visit */
+    sl_jscan_visit visit;
+    void *arg;
+    bool stopped;
+};
+
+/* Walks text, calling v (with s->arg = arg) at every key and element. */
+void sl_jscan_run(sl_jscan *s, const char *text, size_t len, sl_jscan_visit v,
+                  void *arg);
+
+/* The line of the first key or element at path want[0..n), or 0. */
+int sl_jscan_path_line(const char *text, size_t len,
+                       const sl_jscan_comp *want, size_t n);
+
+/* The key path of the last key read at or before byte offset stop (as for
+ * jansson's duplicate-key error position): writes up to
+ * SL_JSCAN_MAX_DEPTH keys (owned by the caller: sl_free each) and the
+ * key's line; returns how many (0 if none, or if the key sits inside an
+ * array and cannot be named). */
+size_t sl_jscan_key_at(const char *text, size_t len, size_t stop,
+                       char **keys, int *line);
+
+/* The line of the first non-blank character (where the top value starts). */
+int sl_jscan_first_line(const char *text, size_t len);
+
+#endif
