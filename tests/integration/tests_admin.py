@@ -150,7 +150,9 @@ def admin_pause_resume_override(env):
     time.sleep(2)
     before = rate(env, t, 3)
     eq(http("POST", "/v1/connectors/slow/pause", token=TOKEN)[0], 200, "pause")
-    time.sleep(1)  # let requests already in flight settle
+    # Requests read before the pause still settle: wait until the
+    # watermark stands still, then measure.
+    wait_for(lambda: rate(env, t, 1) < 0.01, 15, "the paused connector's traffic to stop")
     paused = rate(env, t, 3)
     eq(http("POST", "/v1/connectors/slow/resume", token=TOKEN)[0], 200, "resume")
     wait_for(lambda: rate(env, t, 1) > 0.5, 15, "traffic to resume")
