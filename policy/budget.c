@@ -165,8 +165,31 @@ struct sl_policy_account {
     sl_policy_account *hnext;               /* client map chain */
 };
 
+/* Pressure: one controller per upstream broker (and one for memory),
+ * with a bucket per class holding that class's share while limited. */
+typedef struct pclass {
+    bucket b;            /* rate = share while limited, 0 otherwise */
+    double demand;       /* EWMA of bytes/s */
+    double share;        /* current share (INFINITY when not limited) */
+    uint64_t tick_bytes; /* since the previous tick */
+    uint64_t bytes;      /* ever */
+    bool held;           /* its share throttled someone since the tick */
+} pclass;
+
+typedef struct pbroker {
+    int32_t id;
+    sl_ctl ctl;
+    sl_ctl_event last_event;
+    double measured;     /* EWMA of bytes/s */
+    uint64_t tick_bytes;
+    pclass *cls;         /* n_classes of the bound policy */
+} pbroker;
+
 struct sl_policy_state {
     const sl_policy *pol;
+    pbroker *brk;        /* [0] is the memory budget */
+    size_t n_brk, cap_brk;
+    int64_t last_tick_us;
     cstate *classes;
     size_t n_classes;
     uint64_t active_mask;
@@ -446,6 +469,56 @@ static void acct_retire(sl_policy_state *st, sl_policy_account *a)
         acct_free(st, a);
 }
 
+/* ---- pressure: per-broker controllers ------------------------------------ */
+
+static pbroker *pbroker_add(sl_policy_state *st, int32_t id, int64_t now)
+{
+    pbroker *b;
+
+    if (st->n_brk == st->cap_brk) {
+        st->cap_brk = st->cap_brk ? st->cap_brk * 2 : 8;
+        st->brk = sl_realloc(st->brk, st->cap_brk * sizeof(*st->brk));
+    }
+    b = &st->brk[st->n_brk++];
+    memset(b, 0, sizeof(*b));
+    b->id = id;
+    sl_ctl_init(&b->ctl, now);
+    b->cls = sl_calloc(SL_MAX(st->n_classes, 1), sizeof(*b->cls));
+    for (size_t i = 0; i < st->n_classes; i++) {
+        b->cls[i].b.last_us = now;
+        b->cls[i].share = INFINITY;
+    }
+    return b;
+}
+
+/* Linear: a cluster has tens of brokers and a request names a few. */
+static pbroker *pbroker_get(sl_policy_state *st, int32_t id, int64_t now)
+{
+    for (size_t i = 1; i < st->n_brk; i++)
+        if (st->brk[i].id == id)
+            return &st->brk[i];
+    return pbroker_add(st, id, now);
+}
+
+/* Classes changed on rebind: keep each class's per-broker state by name. */
+static void pbroker_rebind(sl_policy_state *st, const cstate *old,
+                           size_t n_old)
+{
+    for (size_t i = 0; i < st->n_brk; i++) {
+        pbroker *b = &st->brk[i];
+        pclass *nc = sl_calloc(SL_MAX(st->n_classes, 1), sizeof(*nc));
+        for (size_t j = 0; j < st->n_classes; j++) {
+            nc[j].share = INFINITY;
+            nc[j].b.last_us = b->ctl.last_us;
+            for (size_t k = 0; k < n_old; k++)
+                if (strcmp(old[k].name, st->classes[j].name) == 0)
+                    nc[j] = b->cls[k];
+        }
+        sl_free(b->cls);
+        b->cls = nc;
+    }
+}
+
 sl_policy_state *sl_policy_state_new(const sl_policy *pol, int64_t now_us)
 {
     sl_policy_state *st = sl_calloc(1, sizeof(*st));
@@ -456,6 +529,8 @@ sl_policy_state *sl_policy_state_new(const sl_policy *pol, int64_t now_us)
     st->n_conn = pol->n_connectors;
     st->conn = sl_calloc(st->n_conn + 1, sizeof(*st->conn));
     classes_build(st, NULL, 0, now_us);
+    st->last_tick_us = now_us;
+    pbroker_add(st, SL_POLICY_BROKER_MEMORY, now_us);
     return st;
 }
 
@@ -467,6 +542,9 @@ void sl_policy_state_free(sl_policy_state *st)
         acct_free(st, st->all);
     for (size_t i = 0; i < st->n_classes; i++)
         sl_free(st->classes[i].name);
+    for (size_t i = 0; i < st->n_brk; i++)
+        sl_free(st->brk[i].cls);
+    sl_free(st->brk);
     sl_free(st->classes);
     sl_free(st->conn);
     sl_free(st->cmap);
@@ -492,6 +570,7 @@ void sl_policy_state_rebind(sl_policy_state *st, const sl_policy *np,
     }
     st->pol = np;
     classes_build(st, old, n_old, now);
+    pbroker_rebind(st, old, n_old);
     for (size_t i = 0; i < n_old; i++)
         sl_free(old[i].name);
     sl_free(old);
@@ -651,9 +730,35 @@ static uint32_t to_ms(double us)
     return ms <= 0 ? 0 : ms >= 4e9 ? 4000000000u : (uint32_t)ms;
 }
 
+/* Charges n bytes of class ci to broker b's controller; returns the wait
+ * its share imposes (0 while the broker is not limited). */
+static double pressure_take(pbroker *b, size_t ci, uint64_t n, int64_t now)
+{
+    pclass *pc = &b->cls[ci];
+
+    b->tick_bytes += n;
+    pc->tick_bytes += n;
+    pc->bytes += n;
+    if (!b->ctl.limited || pc->b.rate <= 0)
+        return 0;
+    bucket_refill(&pc->b, now);
+    bucket_take(&pc->b, (double)n);
+    if (pc->b.tokens < 0)
+        pc->held = true;
+    return bucket_wait_us(&pc->b);
+}
+
 void sl_policy_charge(sl_policy_state *st, sl_policy_account *a,
                       uint64_t bytes, uint64_t records, int64_t now,
                       sl_policy_decision *d)
+{
+    sl_policy_charge_brokers(st, a, bytes, records, NULL, 0, now, d);
+}
+
+void sl_policy_charge_brokers(sl_policy_state *st, sl_policy_account *a,
+                              uint64_t bytes, uint64_t records,
+                              const sl_policy_broker_bytes *per, size_t n,
+                              int64_t now, sl_policy_decision *d)
 {
     double wait = 0, w;
     sl_throttle_reason reason = SL_THROTTLE_NONE;
@@ -689,6 +794,22 @@ void sl_policy_charge(sl_policy_state *st, sl_policy_account *a,
             wait = w;
             reason = st->pressure != SL_THROTTLE_NONE ? st->pressure
                                                       : SL_THROTTLE_CLASS_BUDGET;
+        }
+    }
+    if (cls != NULL && st->pol->pressure.enabled) {
+        size_t ci = (size_t)(cls - st->classes);
+        w = pressure_take(&st->brk[0], ci, bytes, now);
+        if (w > wait) {
+            wait = w;
+            reason = st->brk[0].ctl.reason;
+        }
+        for (size_t i = 0; i < n; i++) {
+            pbroker *b = pbroker_get(st, per[i].broker, now);
+            w = pressure_take(b, ci, per[i].bytes, now);
+            if (w > wait) {
+                wait = w;
+                reason = b->ctl.reason;
+            }
         }
     }
     w = a->broker_until > now ? (double)(a->broker_until - now) : 0;
@@ -802,6 +923,201 @@ int sl_policy_state_set_pressure(sl_policy_state *st,
     st->permille = permille;
     st->dirty = true;
     shares_update(st, now_us);
+    return 0;
+}
+
+/* ---- pressure: control steps and shares ------------------------------------ */
+
+/* While limited, a class may take this much more than it has been sending
+ * before the next step re-divides: room to grow without starving the
+ * classes shed before it. */
+#define SHARE_GROW 1.25
+/* Time constant of the measured rates (EWMA), seconds. */
+#define RATE_TAU_S 0.5
+/* Bucket depth of a class share under pressure, as time at the share. */
+#define SHARE_BURST_S 0.25
+
+static void share_set(pclass *pc, double rate, int64_t now)
+{
+    bucket_refill(&pc->b, now);
+    if (rate == INFINITY) {
+        bucket_set(&pc->b, 0, 0);
+    } else {
+        rate = SL_MAX(rate, 1.0); /* a zero rate would read as unlimited */
+        bucket_set(&pc->b, rate, SL_MAX(rate * SHARE_BURST_S, 1.0));
+    }
+    pc->share = rate;
+}
+
+/* Divides a limited broker's admitted rate among the classes: first each
+ * active class's guarantee (guarantees are not shed: a class keeps its
+ * guarantee on every limited broker it writes to), then the rest
+ * from the highest shed_order down, each group up to SHARE_GROW times its
+ * demand (a group shares in proportion to demand); the lowest group takes
+ * whatever is left. An idle class gets its guarantee or a fair slice, so
+ * a source that starts sending is not muted outright. */
+static void shares_divide(sl_policy_state *st, pbroker *b, int64_t now)
+{
+    size_t n = st->n_classes, order[SL__MAX_CLASSES], na = 0;
+    double give[SL__MAX_CLASSES], left = b->ctl.rate;
+
+    if (!b->ctl.limited) {
+        for (size_t c = 0; c < n; c++)
+            if (b->cls[c].share != INFINITY)
+                share_set(&b->cls[c], INFINITY, now);
+        return;
+    }
+    for (size_t c = 0; c < n; c++) {
+        const pclass *pc = &b->cls[c];
+        double g = (double)st->classes[c].cls->guarantee;
+        if (pc->demand >= 1) {
+            give[c] = g; /* reserved while the class is active */
+            left -= give[c];
+            order[na++] = c;
+        } else {
+            give[c] = SL_MAX(g, b->ctl.rate / (double)n);
+        }
+    }
+    left = SL_MAX(left, 0);
+    /* Active classes by shed_order, highest first (insertion sort: few). */
+    for (size_t i = 1; i < na; i++)
+        for (size_t j = i; j > 0 &&
+                           st->classes[order[j]].cls->shed_order >
+                               st->classes[order[j - 1]].cls->shed_order;
+             j--) {
+            size_t t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    for (size_t i = 0; i < na;) {
+        int64_t so = st->classes[order[i]].cls->shed_order;
+        size_t j = i;
+        double want = 0, dem = 0;
+        bool last;
+        while (j < na && st->classes[order[j]].cls->shed_order == so) {
+            const pclass *pc = &b->cls[order[j]];
+            want += SL_MAX(pc->demand * SHARE_GROW - give[order[j]], 0);
+            dem += pc->demand;
+            j++;
+        }
+        last = j == na;
+        for (size_t k = i; k < j; k++) {
+            size_t c = order[k];
+            double wc = SL_MAX(b->cls[c].demand * SHARE_GROW - give[c], 0);
+            if (last) /* the last group takes all that is left */
+                give[c] += dem > 0 ? left * b->cls[c].demand / dem : 0;
+            else if (want <= left)
+                give[c] += wc;
+            else
+                give[c] += want > 0 ? left * wc / want : 0;
+        }
+        left = last || want > left ? 0 : left - want;
+        i = j;
+    }
+    for (size_t c = 0; c < n; c++)
+        share_set(&b->cls[c], give[c], now);
+}
+
+static const sl_pressure_sample *sample_of(const sl_pressure_sample *s,
+                                           size_t n, int32_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i].broker == id)
+            return &s[i];
+    return NULL;
+}
+
+size_t sl_policy_pressure_tick(sl_policy_state *st, int64_t now,
+                               const sl_pressure_sample *s, size_t n,
+                               double fill_permille)
+{
+    const sl_policy_pressure *pp = &st->pol->pressure;
+    sl_ctl_params lat, mem;
+    double dt = (double)(now - st->last_tick_us) / 1e6, a;
+    size_t changed = 0;
+
+    if (dt <= 0)
+        return 0;
+    st->last_tick_us = now;
+    a = 1 - exp(-dt / RATE_TAU_S);
+    for (size_t i = 0; i < n; i++)
+        (void)pbroker_get(st, s[i].broker, now); /* visible from the start */
+    sl_ctl_params_latency(&lat, pp);
+    sl_ctl_params_memory(&mem, pp);
+    for (size_t i = 0; i < st->n_brk; i++) {
+        pbroker *b = &st->brk[i];
+        const sl_pressure_sample *x =
+            i == 0 ? NULL : sample_of(s, n, b->id);
+        sl_ctl_event ev;
+
+        b->measured += a * ((double)b->tick_bytes / dt - b->measured);
+        b->tick_bytes = 0;
+        for (size_t c = 0; c < st->n_classes; c++) {
+            pclass *pc = &b->cls[c];
+            pc->demand += a * ((double)pc->tick_bytes / dt - pc->demand);
+            pc->tick_bytes = 0;
+            /* A class its share held back sends less than it wants: what
+             * it sends says only that it wants at least its share. */
+            if (pc->held && pc->share != INFINITY && pc->demand < pc->share)
+                pc->demand = pc->share;
+            pc->held = false;
+        }
+        if (!pp->enabled) {
+            ev = b->ctl.limited ? SL_CTL_RELEASE : SL_CTL_STEADY;
+            b->ctl.limited = false;
+            b->ctl.reason = SL_THROTTLE_NONE;
+        } else if (i == 0) {
+            ev = sl_ctl_update(&b->ctl, &mem, now, fill_permille, false,
+                               b->measured, SL_THROTTLE_MEMORY);
+        } else {
+            ev = sl_ctl_update(&b->ctl, &lat, now, x ? x->latency_ms : NAN,
+                               x && x->throttle_ms > 0, b->measured,
+                               SL_THROTTLE_BROKER_LATENCY);
+        }
+        b->last_event = ev;
+        if (ev != SL_CTL_STEADY)
+            changed++;
+        shares_divide(st, b, now);
+    }
+    return changed;
+}
+
+size_t sl_policy_pressure_count(const sl_policy_state *st)
+{
+    return st->n_brk;
+}
+
+int sl_policy_pressure_at(const sl_policy_state *st, size_t i,
+                          sl_policy_pressure_view *out)
+{
+    const pbroker *b;
+
+    if (i >= st->n_brk)
+        return SL_E_INVALID;
+    b = &st->brk[i];
+    out->broker = b->id;
+    out->limited = b->ctl.limited;
+    out->admitted_bps = b->ctl.limited ? b->ctl.rate : INFINITY;
+    out->measured_bps = b->measured;
+    out->signal = b->ctl.smoothed;
+    out->reason = b->ctl.limited ? b->ctl.reason : SL_THROTTLE_NONE;
+    out->last_event = b->last_event;
+    out->episodes = b->ctl.episodes;
+    out->cuts = b->ctl.cuts;
+    return 0;
+}
+
+int sl_policy_pressure_class_at(const sl_policy_state *st, size_t i,
+                                size_t ci, sl_policy_pressure_class *out)
+{
+    const pclass *pc;
+
+    if (i >= st->n_brk || ci >= st->n_classes)
+        return SL_E_INVALID;
+    pc = &st->brk[i].cls[ci];
+    out->bytes = pc->bytes;
+    out->demand_bps = pc->demand;
+    out->share_bps = pc->share;
     return 0;
 }
 

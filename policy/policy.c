@@ -451,6 +451,34 @@ static const field capacity_fields[] = {
 static const fieldset capacity_fs = {capacity_fields,
                                      SL_ARRAY_SIZE(capacity_fields)};
 
+#define ROFF(f) offsetof(sl_policy_pressure, f)
+static const field pressure_fields[] = {
+    {.name = "enabled", .type = F_BOOL, .off = ROFF(enabled), .def = 1,
+     .help = "Shed load by class when brokers slow down or memory fills."},
+    {.name = "latency_target_ms", .type = F_INT,
+     .off = ROFF(latency_target_ms), .min = 1, .max = 600000, .def = 200,
+     .help = "Write latency (hand-off to acknowledgement) to stay under, "
+             "per upstream broker; above it plus 25% the broker's admitted "
+             "rate is cut."},
+    {.name = "memory_high_water_pct", .type = F_INT,
+     .off = ROFF(memory_high_water_pct), .min = 1, .max = 99, .def = 80,
+     .help = "Fill of limits.memory_budget_bytes that counts as pressure "
+             "(reads stop only at 100%)."},
+    {.name = "min_bytes_per_sec", .type = F_BYTES,
+     .off = ROFF(min_bytes_per_sec), .min = 1, .max = MAX_BYTES,
+     .def = 262144,
+     .help = "A limited broker's admitted rate never goes below this."},
+    {.name = "decrease_pct", .type = F_INT, .off = ROFF(decrease_pct),
+     .min = 1, .max = 90, .def = 30,
+     .help = "Each congestion step cuts the admitted rate by this much."},
+    {.name = "recovery_ms", .type = F_INT, .off = ROFF(recovery_ms),
+     .min = 100, .max = 600000, .def = 2000,
+     .help = "After recovery, time to climb back to the rate before the "
+             "episode (linear)."},
+};
+static const fieldset pressure_fs = {pressure_fields,
+                                     SL_ARRAY_SIZE(pressure_fields)};
+
 #define POFF(f) offsetof(sl_policy, f)
 static const field top_fields[] = {
     {.name = "version", .type = F_INT, .off = POFF(version), .min = 1,
@@ -462,6 +490,9 @@ static const field top_fields[] = {
      .help = "Free text."},
     {.name = "capacity", .type = F_OBJ, .off = POFF(cap), .sub = &capacity_fs,
      .help = "What the brokers take; enables class budgets."},
+    {.name = "pressure", .type = F_OBJ, .off = POFF(pressure),
+     .sub = &pressure_fs,
+     .help = "Pressure control: per-broker latency and memory."},
     {.name = "classes", .type = F_MAP, .member = member_class,
      .sub = &class_fs,
      .required = true, .expect = "an object of classes by name",
@@ -1311,6 +1342,11 @@ int sl_policy_load_file(const char *path, sl_policy **out, char *err,
 
 const char *sl_policy_source(const sl_policy *pol) { return pol->source; }
 sl_policy_mode sl_policy_mode_of(const sl_policy *pol) { return pol->mode; }
+const sl_policy_pressure *sl_policy_pressure_of(const sl_policy *pol)
+{
+    return &pol->pressure;
+}
+
 int64_t sl_policy_capacity(const sl_policy *pol)
 {
     return pol->cap.bytes_per_sec;
@@ -1633,6 +1669,21 @@ size_t sl_policy_summary(const sl_policy *pol, char *buf, size_t len)
              pol->cap.active_window_ms);
     } else {
         outf(&o, "capacity: not set (no class budgets; quotas only)\n");
+    }
+    {
+        const sl_policy_pressure *pp = &pol->pressure;
+        char fl[32];
+        if (pp->enabled)
+            outf(&o, "pressure: per-broker write latency target %" PRId64
+                 " ms, memory high water %" PRId64 "%%, floor %s/s, cut %"
+                 PRId64 "%% per step, recovery %" PRId64 " ms\n",
+                 pp->latency_target_ms, pp->memory_high_water_pct,
+                 sl__human_bytes(fl, sizeof(fl),
+                                 (double)pp->min_bytes_per_sec),
+                 pp->decrease_pct, pp->recovery_ms);
+        else
+            outf(&o, "pressure: disabled (no shedding on broker latency or "
+                 "memory)\n");
     }
     outf(&o, "classes: %zu\n", pol->n_classes);
     for (size_t i = 0; i < pol->n_classes; i++) {

@@ -173,6 +173,7 @@ typedef struct sl__capacity {
 
 struct sl_policy {
     char *source;
+    sl_policy_pressure pressure;
     int64_t version;
     int64_t mode_raw;
     sl_policy_mode mode;

@@ -49,6 +49,28 @@
       "yet settled.", "broker")                                                \
     X(M_BROKER_THR, "sluice_broker_throttle_seconds_total", COUNTER,           \
       "Throttle time the broker returned to Sluice's producer.", "broker")     \
+    X(M_BROKER_PRESSURE, "sluice_broker_pressure", GAUGE,                      \
+      "1 while the broker's controller limits the rate admitted to it "        \
+      "(pressure.latency_target_ms or a broker throttle).", "broker")          \
+    X(M_BROKER_ADMITTED, "sluice_broker_admitted_bytes_per_second", GAUGE,     \
+      "The controller's admitted rate for the broker; present only while "     \
+      "limited.", "broker")                                                    \
+    X(M_BROKER_SIGNAL, "sluice_broker_pressure_latency_seconds", GAUGE,        \
+      "Smoothed write latency the broker's controller acts on.", "broker")     \
+    X(M_BROKER_CUTS, "sluice_broker_pressure_cuts_total", COUNTER,             \
+      "Times the controller cut the broker's admitted rate.", "broker")        \
+    X(M_BROKER_CLASS_BYTES, "sluice_broker_class_bytes_total", COUNTER,        \
+      "Bytes admitted for partitions the broker leads, by class.", "broker",   \
+      "class")                                                                 \
+    X(M_BROKER_CLASS_SHARE, "sluice_broker_class_share_bytes_per_second",      \
+      GAUGE, "The class's share of a limited broker's admitted rate; present " \
+      "only while limited.", "broker", "class")                                \
+    X(M_MEM_PRESSURE, "sluice_memory_pressure", GAUGE,                         \
+      "1 while in-flight bytes above pressure.memory_high_water_pct of the "   \
+      "budget limit the admitted rate.", NULL)                                 \
+    X(M_MEM_ADMITTED, "sluice_memory_admitted_bytes_per_second", GAUGE,        \
+      "The memory controller's admitted rate; present only while limited.",    \
+      NULL)                                                                    \
     X(M_BROKER_FAILED, "sluice_broker_failed_records_total", COUNTER,          \
       "Records whose upstream delivery failed.", "broker")                     \
     X(M_CONNS, "sluice_client_connections", GAUGE,                             \
@@ -74,6 +96,44 @@ static const sl_metric_desc metric_table[] = {
 static const sl_metric_desc *M(int id)
 {
     return &metric_table[id];
+}
+
+/* Pressure controllers: the memory budget's, then one per broker. */
+static void emit_pressure(sl_server *srv, sl_metrics *em)
+{
+    sl_policy_state *st = srv->pstate;
+    char b[16];
+
+    for (size_t i = 0; i < sl_policy_pressure_count(st); i++) {
+        sl_policy_pressure_view v;
+        if (sl_policy_pressure_at(st, i, &v) != 0)
+            continue;
+        if (v.broker == SL_POLICY_BROKER_MEMORY) {
+            sl_metrics_emit(em, M(M_MEM_PRESSURE), v.limited ? 1 : 0);
+            if (v.limited)
+                sl_metrics_emit(em, M(M_MEM_ADMITTED), v.admitted_bps);
+            continue;
+        }
+        snprintf(b, sizeof(b), "%d", (int)v.broker);
+        sl_metrics_emit(em, M(M_BROKER_PRESSURE), v.limited ? 1 : 0, b);
+        if (v.limited)
+            sl_metrics_emit(em, M(M_BROKER_ADMITTED), v.admitted_bps, b);
+        if (!isnan(v.signal))
+            sl_metrics_emit(em, M(M_BROKER_SIGNAL), v.signal / 1000.0, b);
+        sl_metrics_emit(em, M(M_BROKER_CUTS), (double)v.cuts, b);
+        for (size_t c = 0; c < sl_policy_state_class_count(st); c++) {
+            sl_policy_pressure_class pc;
+            sl_policy_class_state cs;
+            if (sl_policy_pressure_class_at(st, i, c, &pc) != 0 ||
+                sl_policy_state_class_at(st, c, sl__now_us(), &cs) != 0)
+                continue;
+            sl_metrics_emit(em, M(M_BROKER_CLASS_BYTES), (double)pc.bytes, b,
+                            cs.name);
+            if (v.limited)
+                sl_metrics_emit(em, M(M_BROKER_CLASS_SHARE), pc.share_bps, b,
+                                cs.name);
+        }
+    }
 }
 
 static void collect(sl_server *srv, sl_metrics *em)
@@ -157,6 +217,8 @@ static void collect(sl_server *srv, sl_metrics *em)
                         b);
         sl_metrics_emit(em, M(M_BROKER_FAILED), (double)bs->failed, b);
     }
+    if (srv->pstate)
+        emit_pressure(srv, em);
     sl_metrics_emit(em, M(M_CONNS), (double)srv->n_conns);
     sl_metrics_emit(em, M(M_INFLIGHT_BYTES), (double)srv->mem_used);
     sl_metrics_emit(em, M(M_BUDGET), (double)srv->cfg->memory_budget_bytes);
@@ -319,17 +381,39 @@ static json_t *status_json(sl_server *srv)
     }
     for (size_t i = 0; i < srv->up.n_brokers; i++) {
         sl_broker_stats *bs = &srv->up.brokers[i];
+        sl_policy_pressure_view pv = {.limited = false,
+                                      .reason = SL_THROTTLE_NONE,
+                                      .signal = NAN};
+        json_t *admitted = json_null();
         double p50 = sl_hist_quantile(&bs->latency, 0.5) * 1000.0;
         double p99 = sl_hist_quantile(&bs->latency, 0.99) * 1000.0;
         if (bs->id < 0)
             continue;
+        for (size_t k = 0; srv->pstate &&
+                           k < sl_policy_pressure_count(srv->pstate);
+             k++)
+            if (sl_policy_pressure_at(srv->pstate, k, &pv) == 0 &&
+                pv.broker == bs->id)
+                break;
+        if (pv.broker != bs->id)
+            pv.limited = false;
+        if (pv.limited)
+            admitted = json_real(pv.admitted_bps);
         json_array_append_new(
             brokers,
-            json_pack("{s:i,s:s,s:{s:o,s:o},s:I,s:n,s:f,s:I,s:I}", "id",
+            json_pack("{s:i,s:s,s:{s:o,s:o},s:I,s:o,s:b,s:s,s:o,s:f,s:I,s:I}",
+                      "id",
                       bs->id, "host", bs->name, "latency_ms", "p50",
                       isnan(p50) ? json_null() : json_real(p50), "p99",
                       isnan(p99) ? json_null() : json_real(p99), "inflight",
                       (json_int_t)bs->inflight, "admitted_bytes_per_sec",
+                      admitted, "limited", pv.limited, "pressure_reason",
+                      sl_throttle_reason_name(pv.limited ? pv.reason
+                                                         : SL_THROTTLE_NONE),
+                      "pressure_latency_ms",
+                      pv.broker == bs->id && !isnan(pv.signal)
+                          ? json_real(pv.signal)
+                          : json_null(),
                       "throttle_ms_total", bs->throttle_ms_total,
                       "delivered_total", (json_int_t)bs->delivered,
                       "failed_total", (json_int_t)bs->failed));

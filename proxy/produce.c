@@ -55,7 +55,31 @@ struct sl_produce {
     uint64_t sent_bytes;   /* record batch bytes handed upstream */
     uint64_t sent_records;
     uint32_t throttle_ms;  /* throttle_time_ms of the answer */
+    /* Bytes handed upstream by partition leader, for pressure control. */
+    sl_policy_broker_bytes brk_inline[8], *brk;
+    size_t n_brk, cap_brk;
 };
+
+/* Adds n bytes led by broker id to the request's per-broker tally. */
+static void tally_broker(sl_produce *pr, int32_t id, uint64_t n)
+{
+    for (size_t i = 0; i < pr->n_brk; i++)
+        if (pr->brk[i].broker == id) {
+            pr->brk[i].bytes += n;
+            return;
+        }
+    if (pr->n_brk == pr->cap_brk) {
+        size_t cap = pr->cap_brk * 2;
+        sl_policy_broker_bytes *v = sl_malloc(cap * sizeof(*v));
+        memcpy(v, pr->brk, pr->n_brk * sizeof(*v));
+        if (pr->brk != pr->brk_inline)
+            sl_free(pr->brk);
+        pr->brk = v;
+        pr->cap_brk = cap;
+    }
+    pr->brk[pr->n_brk].broker = id;
+    pr->brk[pr->n_brk++].bytes = n;
+}
 
 /* One parsed batch waiting to be produced. */
 typedef struct pbatch {
@@ -141,6 +165,8 @@ static void produce_free(sl_produce *pr)
     for (size_t i = 0; i < pr->n_bufs; i++)
         sl_free(pr->bufs[i]);
     sl_free(pr->bufs);
+    if (pr->brk != pr->brk_inline)
+        sl_free(pr->brk);
     sl_free(pr);
 }
 
@@ -493,6 +519,7 @@ static void send_records(sl_produce *pr, ppart *pp, sl_topic *t, pbatch *pbs,
         if (!pbs[i].send)
             continue;
         pr->sent_bytes += pbs[i].b.raw_len;
+        tally_broker(pr, pp->leader->id, pbs[i].b.raw_len);
         pr->sent_records += (uint64_t)pbs[i].b.records_count;
         rr = sl_rd_init(pbs[i].recs, pbs[i].recs_len);
         for (int32_t k = 0; k < pbs[i].b.records_count; k++) {
@@ -534,7 +561,8 @@ static void send_records(sl_produce *pr, ppart *pp, sl_topic *t, pbatch *pbs,
                 break;
             }
             up->outstanding++;
-            pp->leader->inflight++;
+            if (pp->leader->inflight++ == 0)
+                pp->leader->busy_since_ms = sl__now_ms(pr->srv);
             pp->pending++;
         }
     }
@@ -562,6 +590,8 @@ void sl__produce_handle(sl_server *srv, sl_req *req)
     }
 
     pr = sl_calloc(1, sizeof(*pr));
+    pr->brk = pr->brk_inline;
+    pr->cap_brk = SL_ARRAY_SIZE(pr->brk_inline);
     pr->srv = srv;
     pr->req = req;
     pr->acks = body.acks;
@@ -590,7 +620,7 @@ void sl__produce_handle(sl_server *srv, sl_req *req)
          * retries, until resumed. */
         global_err = SL_KERR_REQUEST_TIMED_OUT;
         global_msg = "connector paused by an operator";
-        pr->throttle_ms = sl__quota_charge(req->conn, 0, 0);
+        pr->throttle_ms = sl__quota_charge(req->conn, 0, 0, NULL, 0);
     } else if (srv->up.fatal || srv->shutting_down) {
         global_err = SL_KERR_NOT_ENOUGH_REPLICAS;
         global_msg = srv->shutting_down ? "Sluice is shutting down"
@@ -680,7 +710,8 @@ void sl__produce_handle(sl_server *srv, sl_req *req)
      * charged, and only the connection's next request waits. */
     if (pr->sent_bytes > 0)
         pr->throttle_ms = sl__quota_charge(req->conn, pr->sent_bytes,
-                                           pr->sent_records);
+                                           pr->sent_records, pr->brk,
+                                           pr->n_brk);
     if (--pr->unsettled == 0)
         finish(pr);
 }

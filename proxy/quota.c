@@ -16,6 +16,7 @@
  */
 #include "sluice/server.h"
 
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -138,14 +139,15 @@ bool sl__quota_topic_allowed(sl_conn *c, sl_kstr topic)
                                    topic.len > 0 ? (size_t)topic.len : 0);
 }
 
-uint32_t sl__quota_charge(sl_conn *c, uint64_t bytes, uint64_t records)
+uint32_t sl__quota_charge(sl_conn *c, uint64_t bytes, uint64_t records,
+                          const sl_policy_broker_bytes *per, size_t n)
 {
     sl_policy_decision d;
 
     if (c->srv->pstate == NULL || c->acct == NULL)
         return 0;
-    sl_policy_charge(c->srv->pstate, c->acct, bytes, records, sl__now_us(),
-                     &d);
+    sl_policy_charge_brokers(c->srv->pstate, c->acct, bytes, records, per, n,
+                             sl__now_us(), &d);
     if (d.throttle_ms == 0)
         return 0;
     if (!d.enforced) {
@@ -173,6 +175,9 @@ uint32_t sl__quota_charge(sl_conn *c, uint64_t bytes, uint64_t records)
              sl_policy_account_name(c->acct), d.throttle_ms,
              sl_throttle_reason_name(d.reason));
     sl__conn_mute(c, d.throttle_ms);
+    c->muted_by_pressure = d.reason == SL_THROTTLE_BROKER_LATENCY ||
+                           d.reason == SL_THROTTLE_BROKER_THROTTLE ||
+                           d.reason == SL_THROTTLE_MEMORY;
     return d.throttle_ms;
 }
 
@@ -184,6 +189,117 @@ bool sl__quota_held(sl_conn *c)
     if (c->connector != NULL)
         return sl_policy_connector_mode(c->connector) == SL_POLICY_ENFORCE;
     return sl_policy_mode_of(pol) == SL_POLICY_ENFORCE;
+}
+
+/* ---- pressure ---------------------------------------------------------------- */
+
+/* Every PRESSURE_INTERVAL_MS each upstream broker's signals become one
+ * controller step (policy/pressure.c): the p90 of the delivery latencies
+ * reported in the interval, or, when nothing was delivered but records
+ * are out, how long the broker has made no progress (a broker that stops
+ * answering sends no samples at all); the largest throttle time it
+ * returned; and the memory budget's fill. */
+#define PRESSURE_INTERVAL_MS 100
+
+static void pressure_log(sl_server *srv, const sl_policy_pressure_view *v)
+{
+    char who[32], rate[32];
+    const char *unit = v->broker == SL_POLICY_BROKER_MEMORY ? "permille"
+                                                             : "ms";
+
+    if (v->broker == SL_POLICY_BROKER_MEMORY)
+        snprintf(who, sizeof(who), "memory budget");
+    else
+        snprintf(who, sizeof(who), "broker %d", (int)v->broker);
+    snprintf(rate, sizeof(rate), "%.2f MiB/s", v->admitted_bps / 1048576.0);
+    switch (v->last_event) {
+    case SL_CTL_BEGIN:
+        sl_info("pressure: %s limited (%s, signal %.1f %s, was taking "
+                "%.2f MiB/s): admitted rate %s, shed by class order",
+                who, sl_throttle_reason_name(v->reason), v->signal, unit,
+                v->measured_bps / 1048576.0, rate);
+        break;
+    case SL_CTL_RELEASE:
+        sl_info("pressure: %s recovered (signal %.1f %s); no limit after "
+                "%llu cuts in all", who, v->signal, unit,
+                (unsigned long long)v->cuts);
+        break;
+    case SL_CTL_CUT:
+    case SL_CTL_RAISE:
+        sl_debug("pressure: %s %s to %s (%s, signal %.1f %s, measured "
+                 "%.2f MiB/s)", who,
+                 v->last_event == SL_CTL_CUT ? "cut" : "raised", rate,
+                 sl_throttle_reason_name(v->reason), v->signal, unit,
+                 v->measured_bps / 1048576.0);
+        break;
+    default:
+        break;
+    }
+    (void)srv;
+}
+
+static void on_pressure_tick(uv_timer_t *t)
+{
+    sl_server *srv = t->data;
+    sl_upstream *up = &srv->up;
+    sl_pressure_sample *s;
+    size_t n = 0;
+    uint64_t now = sl__now_ms(srv);
+    double fill = 0;
+
+    if (srv->pstate == NULL)
+        return;
+    s = sl_malloc((up->n_brokers + 1) * sizeof(*s));
+    for (size_t i = 0; i < up->n_brokers; i++) {
+        sl_broker_stats *bs = &up->brokers[i];
+        sl_hist d;
+        double lat = NAN;
+
+        sl_hist_sub(&d, &bs->latency, &bs->tick_snap);
+        bs->tick_snap = bs->latency;
+        if (bs->id < 0)
+            continue;
+        if (d.count > 0) {
+            lat = sl_hist_quantile(&d, 0.9) * 1000.0;
+        } else if (bs->inflight > 0) {
+            uint64_t since = SL_MAX(bs->busy_since_ms, bs->last_dr_ms);
+            lat = now > since ? (double)(now - since) : 0;
+        }
+        s[n].broker = bs->id;
+        s[n].latency_ms = lat;
+        s[n].throttle_ms = bs->tick_throttle_ms;
+        bs->tick_throttle_ms = 0;
+        n++;
+    }
+    if (srv->cfg->memory_budget_bytes > 0)
+        fill = (double)srv->mem_used * 1000.0 /
+               (double)srv->cfg->memory_budget_bytes;
+    if (sl_policy_pressure_tick(srv->pstate, sl__now_us(), s, n, fill) > 0) {
+        bool raised = false;
+        for (size_t i = 0; i < sl_policy_pressure_count(srv->pstate); i++) {
+            sl_policy_pressure_view v;
+            if (sl_policy_pressure_at(srv->pstate, i, &v) != 0 ||
+                v.last_event == SL_CTL_STEADY)
+                continue;
+            pressure_log(srv, &v);
+            raised |= v.last_event == SL_CTL_RAISE ||
+                      v.last_event == SL_CTL_RELEASE;
+        }
+        /* A client muted for a pressure throttle was muted for the debt at
+         * the share of the time; the share just grew, so let it ask
+         * again: its next request is charged at the new share (and muted
+         * again if still in debt). Without this, an elastic source muted
+         * for its class's max_pause_ms just before the broker recovered
+         * would sit out the whole pause. */
+        if (raised)
+            for (sl_conn *c = srv->conns; c; c = c->next)
+                if (c->muted && c->muted_by_pressure && !c->closing) {
+                    uv_timer_stop(&c->mute->timer);
+                    c->muted = c->muted_by_pressure = false;
+                    sl__conn_update_reading(c);
+                }
+    }
+    sl_free(s);
 }
 
 /* ---- loading ----------------------------------------------------------------- */
@@ -251,6 +367,10 @@ int sl__quota_init(sl_server *srv, char *err, size_t errlen)
         return SL_E_CONFIG;
     srv->pstate = sl_policy_state_new(srv->policy, sl__now_us());
     srv->policy_generation = 1;
+    uv_timer_init(srv->loop, &srv->pressure_timer);
+    srv->pressure_timer.data = srv;
+    uv_timer_start(&srv->pressure_timer, on_pressure_tick,
+                   PRESSURE_INTERVAL_MS, PRESSURE_INTERVAL_MS);
     uv_signal_start(&srv->sig_hup, on_hup, SIGHUP);
     uv_fs_poll_init(srv->loop, &srv->policy_poll);
     srv->policy_poll.data = srv;
@@ -271,6 +391,7 @@ void sl__quota_close(sl_server *srv)
         uv_close((uv_handle_t *)&srv->sig_hup, NULL);
     if (srv->policy_watching) {
         uv_close((uv_handle_t *)&srv->policy_poll, NULL);
+        uv_close((uv_handle_t *)&srv->pressure_timer, NULL);
         srv->policy_watching = false;
     }
 }

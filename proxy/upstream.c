@@ -25,6 +25,8 @@
 #define DR_BATCH 1024
 
 static void on_events(uv_poll_t *poll, int status, int events);
+static void on_throttle(rd_kafka_t *rk, const char *name, int32_t id,
+                        int throttle_ms, void *opaque);
 
 static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v,
                     char *err, size_t errlen)
@@ -128,6 +130,8 @@ int sl__upstream_init(sl_upstream *up, sl_server *srv, char *err,
     }
     rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR |
                                        RD_KAFKA_EVENT_STATS);
+    rd_kafka_conf_set_throttle_cb(conf, on_throttle);
+    rd_kafka_conf_set_opaque(conf, up);
 
     /* rd_kafka_new takes the conf on success only. */
     up->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
@@ -238,10 +242,31 @@ static void handle_stats(sl_upstream *up, const char *json)
     json_decref(root);
 }
 
+/* A broker answered with a throttle time (or it dropped back to 0).
+ * librdkafka serves this callback from rd_kafka_queue_poll() on the main
+ * queue, so it runs on the loop thread inside on_events(). */
+static void on_throttle(rd_kafka_t *rk, const char *name, int32_t id,
+                        int throttle_ms, void *opaque)
+{
+    sl_upstream *up = opaque;
+    sl_broker_stats *bs;
+
+    (void)rk;
+    (void)name;
+    if (id < 0 || throttle_ms <= 0)
+        return;
+    bs = sl__upstream_broker(up, id);
+    if ((uint32_t)throttle_ms > bs->tick_throttle_ms)
+        bs->tick_throttle_ms = (uint32_t)throttle_ms;
+    sl_debug("upstream broker %d returned throttle_time_ms %d", id,
+             throttle_ms);
+}
+
 /* Handles delivery reports in batches, on the loop thread. */
 static void handle_dr(sl_upstream *up, rd_kafka_event_t *ev)
 {
     const rd_kafka_message_t *msgs[DR_BATCH];
+    uint64_t now = sl__now_ms(up->srv);
     size_t n;
 
     while ((n = rd_kafka_event_message_array(ev, msgs, DR_BATCH)) > 0) {
@@ -250,6 +275,7 @@ static void handle_dr(sl_upstream *up, rd_kafka_event_t *ev)
             int64_t lat = rd_kafka_message_latency(m);
             sl_broker_stats *bs =
                 sl__upstream_broker(up, rd_kafka_message_broker_id(m));
+            bs->last_dr_ms = now;
             if (m->err == 0) {
                 bs->delivered++;
                 if (lat >= 0)

@@ -432,6 +432,136 @@ int sl_policy_state_set_pressure(sl_policy_state *st,
 void sl_policy_note_broker_throttle(sl_policy_state *st, sl_policy_account *a,
                                     uint32_t throttle_ms, int64_t now_us);
 
+/* ---- pressure control (pressure.c, budget.c) -------------------------- */
+
+/* The policy file's "pressure" section (defaults when absent). */
+typedef struct sl_policy_pressure {
+    bool enabled;                  /* default true */
+    int64_t latency_target_ms;     /* write latency to stay under (200) */
+    int64_t memory_high_water_pct; /* buffer fill that counts as pressure */
+    int64_t min_bytes_per_sec;     /* a limited broker's rate floor */
+    int64_t decrease_pct;          /* rate cut per congestion step (30) */
+    int64_t recovery_ms;           /* climb from 0 to the pre-episode rate */
+} sl_policy_pressure;
+const sl_policy_pressure *sl_policy_pressure_of(const sl_policy *pol);
+
+/* One controller: keeps a congestion signal (write latency, buffer fill)
+ * under a target by limiting an admitted rate (bytes/s). The law is
+ * AIMD on a smoothed signal with a hysteresis band; see pressure.c for
+ * why AIMD and why these constants. Pure: time is passed in. */
+typedef struct sl_ctl_params {
+    double target;       /* signal level to stay under */
+    double band;         /* congested above target * (1 + band) */
+    double alpha;        /* EWMA weight of a new sample, 0..1 */
+    double decrease;     /* each cut multiplies the rate by 1 - decrease */
+    int64_t min_gap_us;  /* cuts at least this far apart ... */
+    int64_t max_gap_us;  /* ... and at most this far, within the signal */
+    bool gap_is_signal;  /* gap = the smoothed signal in ms (latency) */
+    int64_t recovery_us; /* linear climb from 0 to the episode's start rate */
+    double min_rate;     /* never limit below this */
+} sl_ctl_params;
+
+typedef struct sl_ctl {
+    double smoothed;     /* EWMA of the signal; NAN before any sample */
+    bool limited;        /* false: the rate is not limited at all */
+    double rate;         /* admitted bytes/s while limited */
+    double ref;          /* measured rate when the episode began */
+    int64_t last_us;     /* previous update */
+    int64_t last_cut_us; /* latest cut */
+    sl_throttle_reason reason; /* why limited (NONE when not) */
+    uint64_t episodes, cuts;
+} sl_ctl;
+
+/* Sets the defaults for a latency or buffer-fill controller. */
+void sl_ctl_params_latency(sl_ctl_params *p, const sl_policy_pressure *pp);
+void sl_ctl_params_memory(sl_ctl_params *p, const sl_policy_pressure *pp);
+void sl_ctl_init(sl_ctl *c, int64_t now_us);
+
+typedef enum sl_ctl_event {
+    SL_CTL_STEADY = 0,
+    SL_CTL_BEGIN,   /* became limited */
+    SL_CTL_CUT,     /* cut further */
+    SL_CTL_RAISE,   /* raised (recovering) */
+    SL_CTL_RELEASE, /* back to not limited */
+} sl_ctl_event;
+
+/* One control step at now_us. signal: the latest level (latency in ms,
+ * fill in permille), NAN when there was no sample since the last step
+ * (the smoothed value is kept). throttled: the broker returned a
+ * throttle time since the last step (congestion whatever the signal).
+ * measured_bps: the rate actually admitted recently (bytes/s). why: the
+ * reason a signal-driven limit carries (BROKER_LATENCY or MEMORY). */
+sl_ctl_event sl_ctl_update(sl_ctl *c, const sl_ctl_params *p, int64_t now_us,
+                           double signal, bool throttled, double measured_bps,
+                           sl_throttle_reason why);
+
+/* Per upstream broker, the daemon reports every interval (100 ms): */
+typedef struct sl_pressure_sample {
+    int32_t broker;      /* upstream broker id */
+    double latency_ms;   /* write latency of the interval (p90 of delivery
+                            reports, or the age of a stall); NAN = none */
+    uint32_t throttle_ms;/* largest throttle_time_ms the broker returned in
+                            the interval; 0 = none */
+} sl_pressure_sample;
+
+/* Which upstream broker leads the bytes of a request, for charging. */
+typedef struct sl_policy_broker_bytes {
+    int32_t broker;
+    uint64_t bytes;
+} sl_policy_broker_bytes;
+
+/* As sl_policy_charge, with the request's bytes split by the broker that
+ * leads their partition (n entries, n = 0 is fine). Bytes to a broker whose
+ * controller limits it are charged to that broker's share for the
+ * account's class; the decision's wait is the longest of every limit,
+ * reason BROKER_LATENCY / BROKER_THROTTLE / MEMORY when one of those is
+ * it. Brokers not limited cost nothing. */
+void sl_policy_charge_brokers(sl_policy_state *st, sl_policy_account *a,
+                              uint64_t bytes, uint64_t records,
+                              const sl_policy_broker_bytes *per, size_t n,
+                              int64_t now_us, sl_policy_decision *d);
+
+/* One control step for every broker in s (n entries) and for the memory
+ * budget (fill_permille: in-flight bytes per mille of the budget). Brokers
+ * not in s get no sample. Recomputes each limited broker's class shares:
+ * every class keeps what it sends up to its guarantee; the rest of the
+ * admitted rate goes to classes from the highest shed_order down, each up
+ * to a little above what it has been sending, so the lowest shed_order
+ * (elastic) loses first. Returns how many controllers changed state
+ * (events are visible through sl_policy_pressure_at). No-op when the
+ * policy's pressure is disabled. */
+size_t sl_policy_pressure_tick(sl_policy_state *st, int64_t now_us,
+                               const sl_pressure_sample *s, size_t n,
+                               double fill_permille);
+
+#define SL_POLICY_BROKER_MEMORY INT32_MIN /* the memory budget's "broker" */
+
+typedef struct sl_policy_pressure_view {
+    int32_t broker;          /* or SL_POLICY_BROKER_MEMORY */
+    bool limited;
+    double admitted_bps;     /* controller rate while limited, else INFINITY */
+    double measured_bps;     /* recent admitted bytes/s */
+    double signal;           /* smoothed: ms, or permille for memory */
+    sl_throttle_reason reason;
+    sl_ctl_event last_event; /* of the latest tick */
+    uint64_t episodes, cuts;
+} sl_policy_pressure_view;
+
+typedef struct sl_policy_pressure_class {
+    uint64_t bytes;          /* charged to this broker, this class, ever */
+    double demand_bps;       /* recent bytes/s */
+    double share_bps;        /* share while limited, else INFINITY */
+} sl_policy_pressure_class;
+
+/* Controllers: index 0 is the memory budget, then one per broker seen, in
+ * order of first traffic. SL_E_INVALID past the end. */
+size_t sl_policy_pressure_count(const sl_policy_state *st);
+int sl_policy_pressure_at(const sl_policy_state *st, size_t i,
+                          sl_policy_pressure_view *out);
+/* Class ci (file order) on controller i. */
+int sl_policy_pressure_class_at(const sl_policy_state *st, size_t i,
+                                size_t ci, sl_policy_pressure_class *out);
+
 /* ---- class view (metrics, admin API) ----------------------------------- */
 
 typedef struct sl_policy_class_state {

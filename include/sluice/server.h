@@ -77,6 +77,8 @@ struct sl_conn {
      * report line (reported at most every SHADOW_REPORT_MS). */
     uint64_t shadow_events, shadow_ms, shadow_reported_ms;
     bool muted;
+    bool muted_by_pressure; /* the mute is a pressure throttle: lifted
+                               early when the controller raises the rate */
     /* Frame assembly: hdr_buf holds a partial size field; frame is the
      * frame being filled (frame_got of frame_len bytes). */
     uint8_t size_buf[4];
@@ -127,9 +129,11 @@ void sl__quota_identify(sl_conn *c, sl_kstr client_id);
 void sl__quota_conn_release(sl_conn *c);
 /* Topic allow-list of the connection's connector. */
 bool sl__quota_topic_allowed(sl_conn *c, sl_kstr topic);
-/* Charges an admitted Produce and mutes the connection if enforced.
+/* Charges an admitted Produce (per the upstream broker leading each
+ * partition: per, n entries) and mutes the connection if enforced.
  * Returns the throttle_time_ms to put in the answer (0 in shadow mode). */
-uint32_t sl__quota_charge(sl_conn *c, uint64_t bytes, uint64_t records);
+uint32_t sl__quota_charge(sl_conn *c, uint64_t bytes, uint64_t records,
+                          const sl_policy_broker_bytes *per, size_t n);
 /* True if an operator paused the connection's connector (and the policy
  * enforces for it): its Produce requests are held, not forwarded. */
 bool sl__quota_held(sl_conn *c);
@@ -196,6 +200,11 @@ typedef struct sl_broker_stats {
     int64_t inflight;          /* records handed over, not settled */
     double throttle_ms_total;  /* broker-returned throttle_time_ms, summed */
     double rtt_p99_ms;         /* librdkafka's window statistic */
+    /* Pressure signals (proxy/quota.c reads them every interval): */
+    sl_hist tick_snap;         /* latency at the previous interval */
+    uint64_t busy_since_ms;    /* inflight went from 0 to 1 */
+    uint64_t last_dr_ms;       /* latest delivery report */
+    uint32_t tick_throttle_ms; /* largest broker throttle this interval */
 } sl_broker_stats;
 
 struct sl_upstream {
@@ -272,6 +281,7 @@ struct sl_server {
     uv_signal_t sig_hup;
     uv_fs_poll_t policy_poll;
     bool policy_watching;
+    uv_timer_t pressure_timer; /* controller steps (proxy/quota.c) */
     uint64_t policy_generation;
     uint64_t policy_reload_failures;
     struct sl_http_server *http; /* operator surface, or NULL */

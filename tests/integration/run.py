@@ -34,6 +34,7 @@ import tests_protocol  # noqa: E402,F401
 import tests_policy  # noqa: E402,F401
 import tests_limits  # noqa: E402,F401
 import tests_admin  # noqa: E402,F401
+import tests_pressure  # noqa: E402,F401
 
 
 # confluent-kafka 1.7.0 (Debian 12) under Python 3.11 drops a few more

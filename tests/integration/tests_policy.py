@@ -54,9 +54,12 @@ class Flood:
     """A producer that writes 1 KiB records to one partition as fast as its
     client lets it, until stop(); counts acknowledged records."""
 
-    def __init__(self, kind, bootstrap, client_id, topic, pace_bps=None):
+    def __init__(self, kind, bootstrap, client_id, topic, pace_bps=None, partitions=1,
+                 conf=None):
         self.kind, self.bootstrap, self.client_id, self.topic = kind, bootstrap, client_id, topic
         self.pace_bps = pace_bps
+        self.partitions = partitions
+        self.conf = conf or {}
         self.acked = 0
         self.errors = []
         self.sent = 0
@@ -82,7 +85,7 @@ class Flood:
         from confluent_kafka import Producer
         p = Producer({"bootstrap.servers": self.bootstrap, "client.id": self.client_id,
                       "linger.ms": 5, "queue.buffering.max.kbytes": 4096,
-                      "message.timeout.ms": 60000, "log_level": 3})
+                      "message.timeout.ms": 60000, "log_level": 3, **self.conf})
 
         def dr(err, msg):
             if err is None:
@@ -96,7 +99,8 @@ class Flood:
                 p.poll(0)
                 continue
             try:
-                p.produce(self.topic, VALUE, partition=0, on_delivery=dr)
+                p.produce(self.topic, VALUE, partition=self.sent % self.partitions,
+                          on_delivery=dr)
                 self.sent += 1
             except BufferError:
                 p.poll(0.01)
@@ -121,7 +125,8 @@ class Flood:
         while not self._stop.is_set():
             if self._pace(t0):
                 continue
-            p.send(self.topic, VALUE, partition=0).add_callback(ok).add_errback(bad)
+            p.send(self.topic, VALUE, partition=self.sent % self.partitions) \
+                .add_callback(ok).add_errback(bad)
             self.sent += 1
         p.flush(60)
         p.close(30)
@@ -174,9 +179,9 @@ def nothing_lost(env, floods_topics):
         errs = fl.stop()
         check(not errs, "%s producer errors: %s" % (fl.client_id, errs[:3]))
         eq(fl.acked, fl.sent, "%s acknowledged records" % fl.client_id)
-        wait_for(lambda: total_high(env.upstream, topic, 1) >= fl.acked, 30,
+        wait_for(lambda: total_high(env.upstream, topic, fl.partitions) >= fl.acked, 30,
                  "%d acked records of %s upstream" % (fl.acked, fl.client_id))
-        hi = total_high(env.upstream, topic, 1)
+        hi = total_high(env.upstream, topic, fl.partitions)
         check(hi == fl.acked, "%s: %d records upstream, %d acknowledged" % (fl.client_id, hi, fl.acked))
 
 

@@ -701,7 +701,7 @@ static void test_malformed_policies(void)
     expect_error("{\"classes\": {\"a\": {}}, \"defaults\": {\"class\": \"a\"},"
                  " \"bogus\": 1}",
                  "t.json:1: bogus: unknown key (expected one of: version, "
-                 "mode, description, capacity, classes, connectors, "
+                 "mode, description, capacity, pressure, classes, connectors, "
                  "defaults)");
     expect_error("{\"classes\": {\"a\": {}},\n\"defaults\": {\"class\": \"a\"},"
                  "\n\"conectors\": {}}",

@@ -1,0 +1,159 @@
+/*
+ * Pressure controller: keeps one congestion signal (an upstream broker's
+ * write latency, or the fill of Sluice's memory budget) under a target by
+ * limiting the rate admitted towards it. Pure: no clock, no I/O; the
+ * daemon calls sl_ctl_update() every interval (100 ms) with the latest
+ * signal, and budget.c turns the admitted rate into class shares.
+ *
+ * Why AIMD and not a gradient law. A gradient controller (rate scaled by
+ * target/latency each step, as in Netflix's concurrency limits) reacts in
+ * proportion to the signal, so every bit of noise in the latency becomes
+ * noise in the rate, and a latency floor the rate cannot move (a long
+ * round trip, not queueing) drives it to the floor anyway, only slower.
+ * Additive increase / multiplicative decrease (TCP's law) needs only a
+ * yes/no congestion signal, which a hysteresis band makes robust to
+ * noise: cuts are geometric, so a step in latency halves the admitted rate
+ * within a few cuts (about a second); growth is linear, so recovery probes
+ * gently instead of re-creating the overload at once; and AIMD between
+ * several senders converges to a fair split, which matters because the
+ * classes share what one broker admits.
+ *
+ * The law, per step:
+ *   smoothed = EWMA(signal), alpha 0.3 per 100 ms step (time constant
+ *              about 300 ms: one slow batch is not a trend);
+ *   congested  when smoothed > target * 1.25, or the broker returned a
+ *              throttle time (its quota is a hard "slow down");
+ *   calm       when smoothed < target and no throttle; between the two is
+ *              a dead band where nothing changes (no oscillation around
+ *              the target);
+ *   on the first congested step the limit starts at the measured rate
+ *   (ref), then each cut multiplies it by 1 - decrease_pct (0.7 by
+ *   default, CUBIC's factor: gentler than Reno's 0.5, still halving the
+ *   rate in two cuts). Cuts are at least one signal period apart (the
+ *   smoothed latency, clamped to 100..1000 ms): the effect of a cut shows in
+ *   the latency only after the data already sent drains, so cutting again
+ *   sooner would over-react;
+ *   while calm, the limit rises by ref / recovery_ms per ms, so the rate
+ *   before the episode is back within recovery_ms (2 s default); once the
+ *   limit reaches ref the controller lets go (no limit). If the cluster
+ *   is still overloaded, latency rises again and a new episode starts from
+ *   the rate then measured.
+ *   The limit never goes below min_bytes_per_sec, so a limited broker
+ *   keeps delivering samples that show when it recovers.
+ */
+#include "policy_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+#define CTL_BAND 0.25
+#define CTL_ALPHA 0.3
+#define CTL_MIN_GAP_US 100000
+#define CTL_MAX_GAP_US 1000000
+#define CTL_MEMORY_GAP_US 200000
+
+static void params_common(sl_ctl_params *p, const sl_policy_pressure *pp)
+{
+    p->band = CTL_BAND;
+    p->alpha = CTL_ALPHA;
+    p->decrease = (double)pp->decrease_pct / 100.0;
+    p->recovery_us = pp->recovery_ms * 1000;
+    p->min_rate = (double)pp->min_bytes_per_sec;
+}
+
+void sl_ctl_params_latency(sl_ctl_params *p, const sl_policy_pressure *pp)
+{
+    params_common(p, pp);
+    p->target = (double)pp->latency_target_ms;
+    p->min_gap_us = CTL_MIN_GAP_US;
+    p->max_gap_us = CTL_MAX_GAP_US;
+    p->gap_is_signal = true;
+}
+
+/* Buffer fill reacts to a cut within one step (reads stop at once), so a
+ * fixed 200 ms gap; the band is narrow because the hard limit is close. */
+void sl_ctl_params_memory(sl_ctl_params *p, const sl_policy_pressure *pp)
+{
+    params_common(p, pp);
+    p->target = (double)pp->memory_high_water_pct * 10.0;
+    p->band = 0.05;
+    p->alpha = 0.5;
+    p->min_gap_us = p->max_gap_us = CTL_MEMORY_GAP_US;
+    p->gap_is_signal = false;
+}
+
+void sl_ctl_init(sl_ctl *c, int64_t now_us)
+{
+    memset(c, 0, sizeof(*c));
+    c->smoothed = NAN;
+    c->last_us = now_us;
+    c->last_cut_us = INT64_MIN / 2;
+}
+
+static int64_t cut_gap(const sl_ctl *c, const sl_ctl_params *p)
+{
+    double g;
+
+    if (!p->gap_is_signal || isnan(c->smoothed))
+        return p->min_gap_us;
+    g = c->smoothed * 1000.0;
+    return g < (double)p->min_gap_us   ? p->min_gap_us
+           : g > (double)p->max_gap_us ? p->max_gap_us
+                                       : (int64_t)g;
+}
+
+sl_ctl_event sl_ctl_update(sl_ctl *c, const sl_ctl_params *p, int64_t now,
+                           double signal, bool throttled, double measured,
+                           sl_throttle_reason why)
+{
+    int64_t dt = now - c->last_us;
+    bool congested, calm;
+
+    if (dt < 0)
+        dt = 0; /* time going backwards: no time passed */
+    if (dt > 1000000)
+        dt = 1000000; /* a stalled loop is not a second of calm */
+    c->last_us = now;
+    if (!isnan(signal) && signal >= 0)
+        c->smoothed = isnan(c->smoothed)
+                          ? signal
+                          : c->smoothed + p->alpha * (signal - c->smoothed);
+    if (!(measured >= 0))
+        measured = 0;
+
+    congested = throttled ||
+                (!isnan(c->smoothed) && c->smoothed > p->target * (1 + p->band));
+    calm = !throttled && (isnan(c->smoothed) || c->smoothed < p->target);
+
+    if (congested) {
+        sl_ctl_event ev = SL_CTL_CUT;
+        if (!c->limited) {
+            c->limited = true;
+            c->rate = c->ref = SL_MAX(measured, p->min_rate);
+            c->episodes++;
+            c->last_cut_us = INT64_MIN / 2;
+            ev = SL_CTL_BEGIN;
+        }
+        c->reason = throttled ? SL_THROTTLE_BROKER_THROTTLE : why;
+        if (now - c->last_cut_us < cut_gap(c, p))
+            return ev == SL_CTL_BEGIN ? ev : SL_CTL_STEADY;
+        /* Cut from what is really admitted when the limit is above it:
+         * cutting an unused limit would change nothing for a while. */
+        if (measured > 0 && measured < c->rate)
+            c->rate = SL_MAX(measured, p->min_rate);
+        c->rate = SL_MAX(c->rate * (1 - p->decrease), p->min_rate);
+        c->last_cut_us = now;
+        c->cuts++;
+        return ev;
+    }
+    if (!c->limited || !calm)
+        return SL_CTL_STEADY;
+    c->rate += SL_MAX(c->ref, p->min_rate) * (double)dt /
+               (double)SL_MAX(p->recovery_us, 1);
+    if (c->rate >= c->ref) {
+        c->limited = false;
+        c->reason = SL_THROTTLE_NONE;
+        return SL_CTL_RELEASE;
+    }
+    return SL_CTL_RAISE;
+}

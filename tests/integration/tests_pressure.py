@@ -1,0 +1,264 @@
+"""Pressure control through Sluice (issue 4): a slow upstream broker is met
+by shedding the traffic that goes to it, in class order, and only that.
+
+Three mock brokers. One paced librdkafka producer per class writes to a
+topic whose partition broker 1 leads; a control producer (elastic too)
+writes to partitions led by brokers 2 and 3. Broker 1's round-trip time
+goes from ~1 ms to 300 ms for 10 s and back.
+
+Rates per broker and class are what Sluice admitted
+(sluice_broker_class_bytes_total, sampled every 250 ms); the control
+traffic is also measured at the upstream (high watermarks of brokers 2
+and 3). Every acknowledged record is checked upstream at the end.
+"""
+
+import os
+import re
+import time
+import urllib.request
+
+from harness import check, free_port, log, register, total_high, wait_for
+from tests_policy import MIB, Flood, nothing_lost, policy_file, rate
+
+HTTP_PORT = free_port()
+POLICY = policy_file("pressure", {
+    "version": 1,
+    "capacity": {"bytes_per_sec": "200MiB"},
+    "pressure": {"latency_target_ms": 100, "min_bytes_per_sec": "128KiB",
+                 "recovery_ms": 2000},
+    "classes": {
+        "elastic": {"shed_order": 0, "max_pause_ms": 5000},
+        "bounded": {"shed_order": 1, "max_pause_ms": 1000},
+        "fragile": {"shed_order": 2, "max_pause_ms": 200,
+                    "guarantee_bytes_per_sec": "1MiB"},
+    },
+    "connectors": {
+        "backfill": {"class": "elastic", "match": {"client_ids": ["backfill"]}},
+        "saas": {"class": "bounded", "match": {"client_ids": ["saas"]}},
+        "cdc": {"class": "fragile", "match": {"client_ids": ["cdc"]}},
+        "other": {"class": "elastic", "match": {"client_ids": ["other"]}},
+    },
+    "defaults": {"action": "admit", "class": "elastic"},
+})
+ARGS = ["--policy", POLICY, "--http.listen", "127.0.0.1:%d" % HTTP_PORT]
+
+# Sources that care about their data produce idempotently (at most 5
+# requests in flight, so batches grow when the round trip does).
+IDEMPOTENT = {"enable.idempotence": True}
+WANT = {"elastic": 3 * MIB, "bounded": 1.5 * MIB, "fragile": 1 * MIB}
+OTHER = 2 * MIB
+
+
+def scrape():
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % HTTP_PORT, timeout=5) as r:
+        text = r.read().decode()
+    out = {}
+    for m in re.finditer(r'^sluice_broker_class_bytes_total\{broker="(\d+)",class="(\w+)"\} (\S+)$',
+                         text, re.M):
+        out[(int(m.group(1)), m.group(2))] = float(m.group(3))
+    return out, text
+
+
+class Sampler:
+    """Admitted bytes per (broker, class) every 250 ms, with timestamps."""
+
+    def __init__(self):
+        self.pts = []
+
+    def sample(self):
+        self.pts.append((time.monotonic(), scrape()[0]))
+
+    def run_for(self, seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.sample()
+            time.sleep(0.25)
+
+    def rate(self, key, t0, t1, min_pts=3):
+        """Mean bytes/s of key between monotonic times t0 and t1."""
+        inside = [(t, v.get(key, 0.0)) for t, v in self.pts if t0 <= t <= t1]
+        if len(inside) < min_pts and min_pts < 3:
+            return float("nan")
+        check(len(inside) >= min_pts, "too few samples in [%.1f, %.1f]" % (t0, t1))
+        (ta, va), (tb, vb) = inside[0], inside[-1]
+        return (vb - va) / (tb - ta)
+
+
+def pin(env, topic, partition, broker):
+    env.mock.cmd("leader %s %d %d" % (topic, partition, broker))
+
+
+def test_slow_broker_sheds_by_class(env):
+    topics = {}
+    for cls in WANT:
+        topics[cls] = env.topic(cls, 1)
+        pin(env, topics[cls], 0, 1)
+    t_other = env.topic("other", 2)
+    pin(env, t_other, 0, 2)
+    pin(env, t_other, 1, 3)
+    floods = {
+        "elastic": Flood("librdkafka", env.bootstrap, "backfill", topics["elastic"],
+                         pace_bps=WANT["elastic"], conf=IDEMPOTENT),
+        "bounded": Flood("librdkafka", env.bootstrap, "saas", topics["bounded"],
+                         pace_bps=WANT["bounded"], conf=IDEMPOTENT),
+        "fragile": Flood("librdkafka", env.bootstrap, "cdc", topics["fragile"],
+                         pace_bps=WANT["fragile"], conf=IDEMPOTENT),
+    }
+    other = Flood("librdkafka", env.bootstrap, "other", t_other, pace_bps=OTHER, partitions=2,
+                  conf=IDEMPOTENT)
+    s = Sampler()
+    try:
+        wait_for(lambda: all(total_high(env.upstream, t, 1) > 100 for t in topics.values()),
+                 30, "every class upstream")
+        time.sleep(2)
+        s.run_for(4)
+        base = {c: s.rate((1, c), s.pts[0][0], s.pts[-1][0]) for c in WANT}
+        base_other = sum(s.rate((b, "elastic"), s.pts[0][0], s.pts[-1][0]) for b in (2, 3))
+        base_other_up = rate_multi(env, t_other, 2, 3)
+        log("before: " + fmt(base) + ", other %.2f MiB/s (upstream %.2f)"
+            % (base_other / MIB, base_other_up / MIB))
+        for c in WANT:
+            check(base[c] >= 0.9 * WANT[c], "%s only reached %.2f MiB/s before the step"
+                  % (c, base[c] / MIB))
+
+        env.mock.cmd("rtt 1 300")
+        t_step = time.monotonic()
+        s.run_for(10)
+        env.mock.cmd("rtt 1 0")
+        t_back = time.monotonic()
+        mid_other_up = None
+        s.run_for(6.5)
+
+        # A shed client still sends one request per max_pause_ms (the data it
+        # sends is accepted; the next request waits), so its rate comes in
+        # lumps of one batch: measure over 2 s, from 2 s into the step.
+        early = {c: s.rate((1, c), t_step + 2, t_step + 4) for c in WANT}
+        during = {c: s.rate((1, c), t_step + 2, t_back) for c in WANT}
+        other_during = sum(s.rate((b, "elastic"), t_step + 1, t_back) for b in (2, 3))
+        after = {c: s.rate((1, c), t_back + 5, t_back + 6.5) for c in WANT}
+        for c in WANT:
+            log("%s per 0.5 s from 1 s before the step: %s" % (c, " ".join(
+                "%.1f" % (s.rate((1, c), t_step + k / 2.0, t_step + k / 2.0 + 0.6, 2) / MIB)
+                for k in range(-2, 33))))
+        log("2-4 s into the step: " + fmt(early))
+        log("2-10 s into the step: " + fmt(during) + ", other %.2f MiB/s" % (other_during / MIB))
+        log("5-6.5 s after it: " + fmt(after))
+        check(early["elastic"] <= 0.5 * base["elastic"],
+              "elastic to the slow broker did not halve within 2 s: %.2f -> %.2f MiB/s"
+              % (base["elastic"] / MIB, early["elastic"] / MIB))
+        check(during["fragile"] >= 0.9 * 1 * MIB,
+              "fragile fell below 90%% of its 1 MiB/s guarantee: %.2f MiB/s"
+              % (during["fragile"] / MIB))
+        check(abs(other_during - base_other) <= 0.10 * base_other,
+              "traffic to brokers 2 and 3 changed by more than 10%%: %.2f -> %.2f MiB/s"
+              % (base_other / MIB, other_during / MIB))
+        for c in WANT:
+            check(after[c] >= 0.9 * base[c], "%s not back to 90%% 5 s after recovery: "
+                  "%.2f of %.2f MiB/s" % (c, after[c] / MIB, base[c] / MIB))
+        _, text = scrape()
+        check(re.search(r'sluice_connector_throttle_events_total\{connector="backfill",'
+                        r'class="elastic",reason="broker_latency"\} [1-9]', text),
+              "no broker_latency throttle counted for the elastic connector")
+        check(not re.search(r'sluice_connector_throttle_events_total\{connector="other",'
+                            r'class="elastic",reason="broker_latency"\} [1-9]', text),
+              "the connector writing to healthy brokers was throttled for broker latency")
+        log_text = open(env.sluice_log, "rb").read().decode("utf-8", "replace")
+        check(re.search(r"pressure: broker 1 limited \(broker_latency", log_text),
+              "the episode was not logged")
+        check(re.search(r"pressure: broker 1 recovered", log_text),
+              "the recovery was not logged")
+        check(not re.search(r"pressure: broker [23] limited", log_text),
+              "a healthy broker was limited")
+    finally:
+        env.mock.cmd("rtt 1 0", expect_ok=False)
+    nothing_lost(env, [(floods[c], topics[c]) for c in WANT] + [(other, t_other)])
+
+
+def rate_multi(env, topic, *brokers):
+    """Upstream bytes/s of a 2-partition topic over 3 s (watermarks)."""
+    a = total_high(env.upstream, topic, 2)
+    t = time.monotonic()
+    time.sleep(3)
+    return (total_high(env.upstream, topic, 2) - a) * 1024 / (time.monotonic() - t)
+
+
+def fmt(d):
+    return ", ".join("%s %.2f MiB/s" % (c, v / MIB) for c, v in d.items())
+
+
+register("pressure_slow_broker_sheds_by_class", test_slow_broker_sheds_by_class,
+         direct=False, sluice_args=ARGS, timeout=240)
+
+
+MEM_POLICY = policy_file("pressure-memory", {
+    "version": 1,
+    "capacity": {"bytes_per_sec": "200MiB"},
+    # Latency alone would not trigger here: only the memory budget does.
+    "pressure": {"latency_target_ms": 600000, "memory_high_water_pct": 50},
+    "classes": {
+        "elastic": {"shed_order": 0, "max_pause_ms": 2000},
+        "fragile": {"shed_order": 2, "max_pause_ms": 100,
+                    "guarantee_bytes_per_sec": "512KiB"},
+    },
+    "connectors": {
+        "backfill": {"class": "elastic", "match": {"client_ids": ["backfill"]}},
+        "cdc": {"class": "fragile", "match": {"client_ids": ["cdc"]}},
+    },
+    "defaults": {"action": "admit", "class": "elastic"},
+})
+MEM_HTTP = free_port()
+
+
+def test_memory_high_water_sheds_elastic(env):
+    """A 4 MiB memory budget and slow brokers (200 ms): an unpaced elastic
+    backfill fills the budget past the 50% high-water mark, so the memory
+    controller throttles it (reason memory) while a fragile source paced
+    within its guarantee keeps its rate. Nothing is lost."""
+    for b in (1, 2, 3):
+        env.mock.cmd("rtt %d 200" % b)
+    t_bf, t_cdc = env.topic("backfill", 1), env.topic("cdc", 1)
+    try:
+        bf = Flood("librdkafka", env.bootstrap, "backfill", t_bf)
+        cdc = Flood("librdkafka", env.bootstrap, "cdc", t_cdc, pace_bps=256 * 1024,
+                    conf=IDEMPOTENT)
+        wait_for(lambda: total_high(env.upstream, t_cdc, 1) > 50, 30, "cdc upstream")
+
+        def limited():
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % MEM_HTTP,
+                                        timeout=5) as r:
+                text = r.read().decode()
+            return re.search(r'reason="memory"\} [1-9]', text) and text
+        wait_for(limited, 20, "a memory-pressure throttle", interval=0.25)
+        time.sleep(3)
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % MEM_HTTP, timeout=5) as r:
+            text = r.read().decode()
+        check(re.search(r'sluice_connector_throttle_events_total\{connector="backfill",'
+                        r'class="elastic",reason="memory"\} [1-9]', text),
+              "the elastic backfill was not throttled for memory")
+        # The fragile source stays within its guarantee, so only transients
+        # (a burst after the hard limit stopped every read) may cost it.
+        secs = {}
+        for m in re.finditer(r'sluice_connector_throttle_seconds_total\{connector="(\w+)",'
+                             r'class="\w+",reason="memory"\} (\S+)', text):
+            secs[m.group(1)] = float(m.group(2))
+        log("memory throttle seconds: %s" % secs)
+        check(secs.get("backfill", 0) > 1.0, "backfill barely throttled: %s" % secs)
+        check(secs.get("cdc", 0) < 0.5, "fragile throttled for memory: %s" % secs)
+        log_text = open(env.sluice_log, "rb").read().decode("utf-8", "replace")
+        check("pressure: memory budget limited (memory" in log_text,
+              "the memory episode was not logged")
+        a = total_high(env.upstream, t_cdc, 1)
+        t0 = time.monotonic()
+        time.sleep(4)
+        r_cdc = (total_high(env.upstream, t_cdc, 1) - a) * 1024 / (time.monotonic() - t0)
+        log("fragile under memory pressure: %.3f MiB/s (paced at 0.25)" % (r_cdc / MIB))
+        check(r_cdc >= 0.9 * 256 * 1024, "fragile fell to %.3f MiB/s" % (r_cdc / MIB))
+    finally:
+        for b in (1, 2, 3):
+            env.mock.cmd("rtt %d 0" % b, expect_ok=False)
+    nothing_lost(env, [(bf, t_bf), (cdc, t_cdc)])
+
+
+register("pressure_memory_high_water", test_memory_high_water_sheds_elastic, direct=False,
+         sluice_args=["--policy", MEM_POLICY, "--http.listen", "127.0.0.1:%d" % MEM_HTTP,
+                      "--limits.memory_budget_bytes=4194304"], timeout=180)
