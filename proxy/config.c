@@ -81,7 +81,16 @@ static const cfg_key keys[] = {
              "responses."},
     {.name = "node_id", .type = T_INT, .off = OFF(node_id), .def_int = 0,
      .min = 0, .max = 2147483647,
-     .help = "Broker id the proxy gives itself in Metadata responses."},
+     .help = "Broker id the proxy gives itself in Metadata responses when "
+             "broker_port_base is -1."},
+    {.name = "broker_port_base", .type = T_INT, .off = OFF(broker_port_base),
+     .def_int = 0, .min = -1, .max = 65535,
+     .help = "Per upstream broker, Sluice listens on one more port (at the "
+             "listen address) and advertises it as that broker, so clients "
+             "send each broker's partitions on their own connection and a "
+             "slow broker's throttle mutes only those: port = this + broker "
+             "id, or a free port with 0. -1: advertise the listen address "
+             "as the only broker (node_id)."},
     {.name = "log_level", .type = T_LOGLEVEL, .off = OFF(log_level),
      .def_int = SL_LOG_INFO, .min = SL_LOG_ERROR, .max = SL_LOG_DEBUG,
      .alias = "log-level",

@@ -312,7 +312,7 @@ void sl__conn_update_reading(sl_conn *c)
 
 /* ---- lifecycle ------------------------------------------------------------ */
 
-void sl__conn_accept(sl_server *srv)
+void sl__conn_accept(sl_server *srv, sl_listener *l)
 {
     sl_conn *c;
     struct sockaddr_storage ss;
@@ -322,7 +322,8 @@ void sl__conn_accept(sl_server *srv)
     uv_tcp_init(srv->loop, &c->tcp);
     c->tcp.data = c;
     c->srv = srv;
-    rc = uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&c->tcp);
+    c->broker = l->broker;
+    rc = uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&c->tcp);
     if (rc < 0) {
         sl_warn("accept: %s", uv_strerror(rc));
         uv_close((uv_handle_t *)&c->tcp, on_close);
@@ -386,8 +387,18 @@ static void on_close(uv_handle_t *h)
     sl_free(c);
     if (srv->accept_paused && !srv->shutting_down &&
         srv->n_conns < (size_t)srv->cfg->max_connections) {
-        srv->accept_paused = false;
-        sl__conn_accept(srv);
+        /* Accept from the first listener with a connection waiting. */
+        sl_listener *l = srv->listener.pending ? &srv->listener : NULL;
+        for (size_t i = 0; l == NULL && i < srv->n_blisten; i++)
+            if (srv->blisten[i]->pending)
+                l = srv->blisten[i];
+        if (l != NULL) {
+            l->pending = false;
+            sl__conn_accept(srv, l);
+        }
+        srv->accept_paused = srv->listener.pending;
+        for (size_t i = 0; i < srv->n_blisten; i++)
+            srv->accept_paused |= srv->blisten[i]->pending;
     }
     sl__server_maybe_finish(srv);
 }

@@ -201,6 +201,17 @@ static void job_run(uv_work_t *w)
     }
 }
 
+/* The upstream brokers a metadata answer names get Sluice listeners. */
+static void note_brokers(sl_metacache *mc, const rd_kafka_metadata_t *md)
+{
+    int32_t ids[256];
+    size_t n = 0;
+
+    for (int i = 0; i < md->broker_cnt && n < SL_ARRAY_SIZE(ids); i++)
+        ids[n++] = md->brokers[i].id;
+    sl__server_broker_listeners(mc->srv, ids, n);
+}
+
 /* Loop thread. */
 static void job_done(uv_work_t *w, int status)
 {
@@ -217,6 +228,7 @@ static void job_done(uv_work_t *w, int status)
     if (j->all) {
         mc->full_inflight = false;
         if (j->err == 0 && j->full) {
+            note_brokers(mc, j->full);
             /* Topics missing from a complete listing are gone. */
             for (size_t b = 0; b < mc->n_buckets; b++)
                 for (tnode *n = mc->buckets[b]; n; n = n->next)
@@ -255,6 +267,7 @@ static void job_done(uv_work_t *w, int status)
                         j->names[i]);
                 continue;
             }
+            note_brokers(mc, j->each[i]);
             for (int k = 0; k < j->each[i]->topic_cnt; k++)
                 apply_topic(mc, &j->each[i]->topics[k], now);
             rd_kafka_metadata_destroy(j->each[i]);
@@ -368,7 +381,8 @@ static void answer(sl_server *srv, sl_req *req,
     sl_metacache *mc = srv->meta;
     int16_t ver = req->hdr.api_version;
     sl_kafka_MetadataResponse resp = {0};
-    sl_kafka_MetadataBroker broker;
+    sl_kafka_MetadataBroker broker, *mapped = NULL;
+    size_t n_mapped = 0;
     int32_t node = (int32_t)srv->cfg->node_id;
     sl_topic **all = NULL;
     size_t n_all = 0;
@@ -386,6 +400,27 @@ static void answer(sl_server *srv, sl_req *req,
     resp.throttle_time_ms = 0;
     resp.n_brokers = 1;
     resp.brokers = &broker;
+    /* One advertised broker per upstream broker Sluice listens for (see
+     * sl_listener); until the first metadata answer, or with
+     * broker_port_base -1, Sluice is the only broker (node_id). */
+    if (srv->n_blisten > 0) {
+        mapped = sl_calloc(srv->n_blisten, sizeof(*mapped));
+        for (size_t i = 0; i < srv->n_blisten; i++) {
+            const sl_listener *l = srv->blisten[i];
+            if (!l->open)
+                continue;
+            mapped[n_mapped].node_id = l->broker;
+            mapped[n_mapped].host = SL_KSTR(srv->adv_host);
+            mapped[n_mapped].port = l->port;
+            mapped[n_mapped].rack = SL_KSTR_NULL;
+            n_mapped++;
+        }
+        if (n_mapped > 0) {
+            resp.brokers = mapped;
+            resp.n_brokers = (int32_t)n_mapped;
+            node = mapped[0].node_id;
+        }
+    }
     resp.cluster_id = mc->cluster_id ? SL_KSTR(mc->cluster_id)
                                      : SL_KSTR("sluice");
     resp.controller_id = node;
@@ -421,10 +456,12 @@ static void answer(sl_server *srv, sl_req *req,
         if (t)
             n_parts += (size_t)t->n_partitions;
     }
-    /* One array for every partition of the answer, and one replica list:
-     * this node leads, replicates and is in sync for everything. */
+    /* One array for every partition of the answer. Each partition is led,
+     * replicated and in sync on one advertised node: the upstream leader's
+     * listener, or (leader unknown, or no listener for it) the first
+     * advertised node, which forwards like any other. */
     parts = sl_calloc(n_parts + 1, sizeof(*parts));
-    ids = &node;
+    ids = sl_calloc(n_parts + 1, sizeof(*ids));
     n_parts = 0;
     for (int32_t i = 0; i < resp.n_topics; i++) {
         sl_kafka_MetadataTopic *mt = &resp.topics[i];
@@ -436,14 +473,21 @@ static void answer(sl_server *srv, sl_req *req,
         mt->partitions = &parts[n_parts];
         mt->n_partitions = t->n_partitions;
         for (int32_t p = 0; p < t->n_partitions; p++) {
-            sl_kafka_MetadataPartition *mp = &parts[n_parts++];
+            sl_kafka_MetadataPartition *mp = &parts[n_parts];
+            int32_t *id = &ids[n_parts++];
+            *id = node;
+            if (n_mapped > 0 && t->leaders != NULL) {
+                for (size_t k = 0; k < n_mapped; k++)
+                    if (mapped[k].node_id == t->leaders[p])
+                        *id = t->leaders[p];
+            }
             mp->partition_index = p;
-            mp->leader_id = node;
+            mp->leader_id = *id;
             mp->leader_epoch = -1;
             mp->n_replicas = 1;
-            mp->replicas = ids;
+            mp->replicas = id;
             mp->n_isr = 1;
-            mp->isr = ids;
+            mp->isr = id;
         }
     }
     sl_wr_init(&w, 256 + 64 * n_parts);
@@ -452,6 +496,8 @@ static void answer(sl_server *srv, sl_req *req,
     sl_kafka_MetadataResponse_encode(&w, ver, &resp);
     sl_kafka_frame_end(&w, start);
     sl_free(parts);
+    sl_free(ids);
+    sl_free(mapped);
     sl_free(resp.topics);
     sl_free(all);
     buf = sl_wr_release(&w, &len);

@@ -135,7 +135,9 @@ static void begin_shutdown(sl_server *srv, const char *why)
     sl_info("shutdown (%s): no new connections or requests; finishing %zu "
             "records in flight (deadline %lld ms)",
             why, srv->up.outstanding, (long long)srv->cfg->shutdown_timeout_ms);
-    close_handle((uv_handle_t *)&srv->listener);
+    close_handle((uv_handle_t *)&srv->listener.tcp);
+    for (size_t i = 0; i < srv->n_blisten; i++)
+        close_handle((uv_handle_t *)&srv->blisten[i]->tcp);
     uv_timer_stop(&srv->tick);
     set_all_reading(srv);
     uv_timer_start(&srv->shutdown_timer, on_deadline,
@@ -148,9 +150,10 @@ static void on_signal(uv_signal_t *s, int signum)
     begin_shutdown(s->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
-static void on_connection(uv_stream_t *l, int status)
+static void on_connection(uv_stream_t *ls, int status)
 {
-    sl_server *srv = l->data;
+    sl_listener *l = ls->data;
+    sl_server *srv = l->srv;
     if (status < 0) {
         sl_warn("listener: %s", uv_strerror(status));
         return;
@@ -165,9 +168,88 @@ static void on_connection(uv_stream_t *l, int status)
                     "wait",
                     (long long)srv->cfg->max_connections);
         srv->accept_paused = true;
+        l->pending = true;
         return;
     }
-    sl__conn_accept(srv);
+    sl__conn_accept(srv, l);
+}
+
+static int listener_open(sl_server *srv, sl_listener *l, int32_t broker,
+                         int port)
+{
+    struct sockaddr_storage ss = srv->listen_addr, bound;
+    int blen = sizeof(bound), rc;
+
+    if (ss.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+    l->srv = srv;
+    l->broker = broker;
+    uv_tcp_init(srv->loop, &l->tcp);
+    l->tcp.data = l;
+    l->open = true;
+    if ((rc = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, 0)) != 0 ||
+        (rc = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection)) != 0) {
+        uv_close((uv_handle_t *)&l->tcp, NULL);
+        l->open = false;
+        return rc;
+    }
+    if (uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&bound, &blen) == 0)
+        l->port = ntohs(bound.ss_family == AF_INET6
+                            ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                            : ((struct sockaddr_in *)&bound)->sin_port);
+    return 0;
+}
+
+sl_listener *sl__server_broker_listener(sl_server *srv, int32_t id)
+{
+    for (size_t i = 0; i < srv->n_blisten; i++)
+        if (srv->blisten[i]->broker == id && srv->blisten[i]->open)
+            return srv->blisten[i];
+    return NULL;
+}
+
+/* Called with every broker list the upstream metadata names. A broker that
+ * leaves the cluster keeps its listener (clients may still hold its
+ * address; whatever they send is forwarded as usual). */
+void sl__server_broker_listeners(sl_server *srv, const int32_t *ids, size_t n)
+{
+    int64_t base = srv->cfg->broker_port_base;
+
+    if (base < 0 || srv->shutting_down)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        sl_listener *l;
+        int64_t port = base == 0 ? 0 : base + ids[i];
+        int rc;
+        bool known = false;
+
+        for (size_t k = 0; k < srv->n_blisten; k++)
+            known |= srv->blisten[k]->broker == ids[i];
+        if (known || ids[i] < 0)
+            continue;
+        l = sl_calloc(1, sizeof(*l));
+        srv->blisten = sl_realloc(srv->blisten, (srv->n_blisten + 1) *
+                                                    sizeof(*srv->blisten));
+        srv->blisten[srv->n_blisten++] = l; /* kept even if it failed */
+        if (port > 65535) {
+            sl_error("broker_port_base %lld + broker id %d is past port "
+                     "65535: broker %d's partitions are advertised on the "
+                     "bootstrap listener", (long long)base, (int)ids[i],
+                     (int)ids[i]);
+            continue;
+        }
+        if ((rc = listener_open(srv, l, ids[i], (int)port)) != 0) {
+            sl_error("listen for upstream broker %d on port %lld: %s; its "
+                     "partitions are advertised on the bootstrap listener",
+                     (int)ids[i], (long long)port, uv_strerror(rc));
+            continue;
+        }
+        sl_info("upstream broker %d: clients reach it through %s:%d "
+                "(listening on port %d)", (int)ids[i], srv->adv_host, l->port,
+                l->port);
+    }
 }
 
 /* Check phase: after this iteration's I/O callbacks, write what they
@@ -269,14 +351,14 @@ int sl_server_run(sl_config *cfg)
      * hand a new producer the id of one still retrying. */
     srv->idem = sl_idem_new((int64_t)time(NULL) << 16, 15 * 60 * 1000);
 
-    uv_tcp_init(srv->loop, &srv->listener);
-    srv->listener.data = srv;
-    if ((rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&ss, 0)) != 0 ||
-        (rc = uv_listen((uv_stream_t *)&srv->listener, 1024,
-                        on_connection)) != 0) {
+    srv->listen_addr = ss;
+    if ((rc = listener_open(srv, &srv->listener, -1,
+                            ss.ss_family == AF_INET6
+                                ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                : ntohs(((struct sockaddr_in *)&ss)->sin_port))) !=
+        0) {
         sl_error("listen on %s: %s", cfg->listen, uv_strerror(rc));
         exit_code = 1;
-        uv_close((uv_handle_t *)&srv->listener, NULL);
         sl__quota_close(srv);
         sl__admin_close(srv);
         sl__upstream_close(&srv->up);
@@ -284,20 +366,10 @@ int sl_server_run(sl_config *cfg)
         goto cleanup;
     }
 
-    {
-        /* Port 0 picks a free port: report (and advertise) the real one. */
-        struct sockaddr_storage bound;
-        int blen = sizeof(bound);
-        if (uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&bound,
-                               &blen) == 0) {
-            int port = ntohs(bound.ss_family == AF_INET6
-                                 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                 : ((struct sockaddr_in *)&bound)->sin_port);
-            if (srv->adv_port == 0)
-                srv->adv_port = port;
-            srv->listen_port = port;
-        }
-    }
+    /* Port 0 picks a free port: report (and advertise) the real one. */
+    if (srv->adv_port == 0)
+        srv->adv_port = srv->listener.port;
+    srv->listen_port = srv->listener.port;
     uv_signal_init(srv->loop, &srv->sig_term);
     uv_signal_init(srv->loop, &srv->sig_int);
     srv->sig_term.data = srv->sig_int.data = srv;
@@ -324,6 +396,9 @@ int sl_server_run(sl_config *cfg)
     uv_run(srv->loop, UV_RUN_DEFAULT);
 
 cleanup:
+    for (size_t i = 0; i < srv->n_blisten; i++)
+        sl_free(srv->blisten[i]);
+    sl_free(srv->blisten);
     sl__metacache_free(srv->meta);
     sl__quota_free(srv);
     sl__upstream_destroy(&srv->up);

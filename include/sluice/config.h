@@ -9,6 +9,7 @@
  *     "listen": "127.0.0.1:9092",
  *     "advertised_listener": "127.0.0.1:9092",     (default: listen)
  *     "node_id": 0,
+ *     "broker_port_base": 0,                        (-1: one broker only)
  *     "log_level": "info",
  *     "upstream": {
  *       "bootstrap_servers": "broker1:9092,broker2:9092" | "mock:3",
@@ -49,6 +50,7 @@ typedef struct sl_config {
     char *listen;              /* "host:port" */
     char *advertised_listener; /* "host:port"; NULL = same as listen */
     int64_t node_id;
+    int64_t broker_port_base;  /* -1 = one listener; 0 = free ports */
     int64_t log_level;         /* sl_log_level */
 
     char *upstream_bootstrap;  /* "mock:N" starts N in-process brokers */

@@ -55,12 +55,32 @@ void sl__req_answer(sl_req *req, uint8_t *resp, size_t resp_len);
 /* Frees a request that is not in any queue and has no upstream work. */
 void sl__req_free(sl_server *srv, sl_req *req);
 
+/* ---- listeners -------------------------------------------------------- */
+/* The bootstrap listener (broker -1), and one per upstream broker when
+ * broker_port_base >= 0: Metadata answers advertise each upstream broker as
+ * Sluice's listener for it, so a client's connection carries only the
+ * partitions that broker leads. Any listener serves every request. */
+typedef struct sl_listener {
+    uv_tcp_t tcp;
+    sl_server *srv;
+    int32_t broker;  /* upstream broker id, -1 for the bootstrap listener */
+    int port;        /* bound port */
+    bool open;
+    bool pending;    /* a connection waits in the backlog (max_connections) */
+} sl_listener;
+
+/* Opens listeners for upstream brokers not seen before (loop thread). */
+void sl__server_broker_listeners(sl_server *srv, const int32_t *ids, size_t n);
+/* The listener standing for upstream broker id, or NULL. */
+sl_listener *sl__server_broker_listener(sl_server *srv, int32_t id);
+
 /* ---- connections ------------------------------------------------------ */
 struct sl_conn {
     uv_tcp_t tcp;
     sl_server *srv;
     sl_conn *prev, *next; /* server's list */
     uint64_t id;
+    int32_t broker;       /* the listener's upstream broker; -1 bootstrap */
     char peer[64];        /* "ip:port" for logs */
     char client_id[64];   /* last client.id seen, for logs (truncated) */
     struct sockaddr_storage peer_addr;
@@ -103,7 +123,7 @@ struct sl_conn {
     bool unserved_logged;
 };
 
-void sl__conn_accept(sl_server *srv);
+void sl__conn_accept(sl_server *srv, sl_listener *l);
 /* Writes every queued answer (check phase, once per loop iteration). */
 void sl__conn_flush_all(sl_server *srv);
 /* Re-evaluates whether the connection may read (limits, budget, shutdown)
@@ -252,7 +272,10 @@ void sl__admin_count_error(sl_server *srv, const char *connector,
 struct sl_server {
     uv_loop_t *loop;
     sl_config *cfg;
-    uv_tcp_t listener;
+    sl_listener listener;     /* bootstrap */
+    struct sockaddr_storage listen_addr; /* its address (port replaced) */
+    sl_listener **blisten;    /* per upstream broker, owned */
+    size_t n_blisten;
     uv_signal_t sig_term, sig_int;
     uv_timer_t shutdown_timer;
     uv_timer_t tick;          /* housekeeping: idem expiry, metadata */

@@ -262,3 +262,41 @@ def test_memory_high_water_sheds_elastic(env):
 register("pressure_memory_high_water", test_memory_high_water_sheds_elastic, direct=False,
          sluice_args=["--policy", MEM_POLICY, "--http.listen", "127.0.0.1:%d" % MEM_HTTP,
                       "--limits.memory_budget_bytes=4194304"], timeout=180)
+
+
+def test_brokers_advertised_per_upstream_broker(env):
+    """Metadata answers advertise one Sluice listener per upstream broker,
+    with the upstream leader of every partition, so a client's connection to
+    "broker 2" carries only what broker 2 leads (and a throttle for broker
+    1's latency mutes only the connection to "broker 1"). Any listener still
+    serves every partition: a client with stale metadata loses nothing."""
+    import kwire
+    from harness import eq, total_high as th
+    t = env.topic("map", 6)
+    for p in range(6):
+        pin(env, t, p, p % 3 + 1)
+    for version in (1, 4, 9):
+        with kwire.Conn(env.bootstrap, timeout=10) as c:
+            md = c.metadata([t], version=version)
+        brokers = {b["node_id"]: b for b in md["brokers"]}
+        eq(sorted(brokers), [1, 2, 3], "advertised node ids (Metadata v%d)" % version)
+        ports = {b["port"] for b in brokers.values()}
+        check(len(ports) == 3 and env.sluice.addr.rsplit(":", 1)[1] not in
+              {str(p) for p in ports}, "ports: %s" % ports)
+        check(md["controller_id"] in brokers, "controller %s" % md["controller_id"])
+        (topic,) = [x for x in md["topics"] if x["name"] == t]
+        leaders = {p["partition"]: p["leader"] for p in topic["partitions"]}
+        eq(leaders, {p: p % 3 + 1 for p in range(6)}, "leaders (Metadata v%d)" % version)
+    addr = {n: "%s:%d" % (b["host"], b["port"]) for n, b in brokers.items()}
+    # Partition 0 through its leader's listener, partition 1 (led by 2)
+    # through broker 1's listener: both are forwarded.
+    for part in (0, 1):
+        with kwire.Conn(addr[1], timeout=10) as c:
+            batch = kwire.record_batch([kwire.Record(b"k", b"v%d" % part)], 1700000000000)
+            r = c.produce(t, part, batch, acks=-1)
+        eq(r["error_code"], 0, "produce to partition %d via broker 1's listener" % part)
+    wait_for(lambda: th(env.upstream, t, 6) == 2, 10, "both records upstream")
+
+
+register("pressure_brokers_advertised_per_upstream_broker",
+         test_brokers_advertised_per_upstream_broker, direct=False)

@@ -477,8 +477,14 @@ def kwire_produce_versions(env):
                 check(p["leader"] in ids, "Metadata v%d: leader %d of partition %d is not a "
                       "listed broker %s" % (mdv, p["leader"], p["partition"], sorted(ids)))
             if not env.direct:
-                eq(["%s:%d" % (b["host"], b["port"]) for b in md["brokers"]], [env.bootstrap],
-                   "Metadata v%d brokers (clients must come back to sluice)" % mdv)
+                # One Sluice listener per upstream broker (broker_port_base):
+                # same host as the bootstrap, never an upstream address.
+                adv = ["%s:%d" % (b["host"], b["port"]) for b in md["brokers"]]
+                up = set(env.upstream.split(","))
+                check(all(a.rsplit(":", 1)[0] == env.bootstrap.rsplit(":", 1)[0]
+                          and a not in up for a in adv),
+                      "Metadata v%d brokers %s: clients must come back to sluice "
+                      "(upstream is %s)" % (mdv, adv, sorted(up)))
         for pv in (3, 7, 9):
             if pv > av[kwire.PRODUCE][1]:
                 log("Produce v%d not advertised, skipped" % pv)
