@@ -8,7 +8,8 @@
 //    connectors: [{name, class, bytes_total, records_total, connections,
 //                  throttle: {reason, ms_total, events_total}, paused}],
 //    brokers: [{id, host, latency_ms: {p50, p99}, inflight,
-//               admitted_bytes_per_sec}],
+//               admitted_bytes_per_sec, limited, pressure_reason,
+//               pressure_latency_ms}],
 //    process: {connections, inflight_bytes, upstream_outstanding}}
 //
 // For automated checks (headless browser): <body data-state> is "loading",
@@ -356,7 +357,10 @@
       charts.brokers.add("b99:" + id, "broker " + id + " p99", color, t, lat.p99, false);
       charts.brokers.add("b50:" + id, "broker " + id + " p50", color, t, lat.p50, true);
       brokerRows.push(row([id, [b.host, "mono"], [fmtMs(lat.p50), "num"], [fmtMs(lat.p99), "num"],
-                           [fmtCount(b.inflight), "num"], [fmtRate(b.admitted_bytes_per_sec), "num"]]));
+                           [fmtCount(b.inflight), "num"],
+                           [b.limited ? fmtRate(b.admitted_bytes_per_sec) : "no limit", "num"],
+                           [b.limited ? badge("limited: " + String(b.pressure_reason), true)
+                                      : badge("ok", false)]]));
     }
     $("table-brokers").tBodies[0].replaceChildren(...brokerRows);
 
