@@ -1050,10 +1050,14 @@ size_t sl_policy_pressure_tick(sl_policy_state *st, int64_t now,
             i == 0 ? NULL : sample_of(s, n, b->id);
         sl_ctl_event ev;
 
+        double m;
+        bool held = false;
+
         b->measured += a * ((double)b->tick_bytes / dt - b->measured);
         b->tick_bytes = 0;
         for (size_t c = 0; c < st->n_classes; c++) {
             pclass *pc = &b->cls[c];
+            held |= pc->held;
             pc->demand += a * ((double)pc->tick_bytes / dt - pc->demand);
             pc->tick_bytes = 0;
             /* A class its share held back sends less than it wants: what
@@ -1062,16 +1066,22 @@ size_t sl_policy_pressure_tick(sl_policy_state *st, int64_t now,
                 pc->demand = pc->share;
             pc->held = false;
         }
+        /* While a share still holds some source back, the limit binds
+         * whatever the total says (the held-back source has a backlog):
+         * report the limit as used, so the controller keeps climbing
+         * instead of letting the backlog go all at once. */
+        m = held && b->ctl.limited ? SL_MAX(b->measured, b->ctl.rate)
+                                   : b->measured;
         if (!pp->enabled) {
             ev = b->ctl.limited ? SL_CTL_RELEASE : SL_CTL_STEADY;
             b->ctl.limited = false;
             b->ctl.reason = SL_THROTTLE_NONE;
         } else if (i == 0) {
-            ev = sl_ctl_update(&b->ctl, &mem, now, fill_permille, false,
-                               b->measured, SL_THROTTLE_MEMORY);
+            ev = sl_ctl_update(&b->ctl, &mem, now, fill_permille, false, m,
+                               SL_THROTTLE_MEMORY);
         } else {
             ev = sl_ctl_update(&b->ctl, &lat, now, x ? x->latency_ms : NAN,
-                               x && x->throttle_ms > 0, b->measured,
+                               x && x->throttle_ms > 0, m,
                                SL_THROTTLE_BROKER_LATENCY);
         }
         b->last_event = ev;

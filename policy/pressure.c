@@ -35,9 +35,11 @@
  *   sooner would over-react;
  *   while calm, the limit rises by ref / recovery_ms per ms, so the rate
  *   before the episode is back within recovery_ms (2 s default); once the
- *   limit reaches ref the controller lets go (no limit). If the cluster
- *   is still overloaded, latency rises again and a new episode starts from
- *   the rate then measured.
+ *   limit is at least ref and no longer binds (the measured rate is below
+ *   80% of it, so the backlog of the held-back sources has drained) the
+ *   controller lets go (no limit). If the cluster is still overloaded,
+ *   latency rises again and a new episode starts from the rate then
+ *   measured.
  *   The limit never goes below min_bytes_per_sec, so a limited broker
  *   keeps delivering samples that show when it recovers.
  */
@@ -51,6 +53,7 @@
 #define CTL_MIN_GAP_US 100000
 #define CTL_MAX_GAP_US 1000000
 #define CTL_MEMORY_GAP_US 200000
+#define CTL_RELEASE_SLACK 0.8
 
 static void params_common(sl_ctl_params *p, const sl_policy_pressure *pp)
 {
@@ -150,7 +153,11 @@ sl_ctl_event sl_ctl_update(sl_ctl *c, const sl_ctl_params *p, int64_t now,
         return SL_CTL_STEADY;
     c->rate += SL_MAX(c->ref, p->min_rate) * (double)dt /
                (double)SL_MAX(p->recovery_us, 1);
-    if (c->rate >= c->ref) {
+    /* Let go only once the limit no longer binds: sources held back during
+     * the episode come back with a backlog, and releasing it all at once
+     * would recreate the overload. Until it drains, the limit keeps
+     * climbing at the same slope. */
+    if (c->rate >= c->ref && measured < c->rate * CTL_RELEASE_SLACK) {
         c->limited = false;
         c->reason = SL_THROTTLE_NONE;
         return SL_CTL_RELEASE;

@@ -91,6 +91,40 @@ static void test_ctl_step_and_recovery(void)
     ASSERT_TRUE(!c.limited);
 }
 
+/* After the latency recovers, sources that were held back bring a backlog
+ * and send as fast as the limit lets them: the controller keeps climbing
+ * (linearly, past the rate before the episode) instead of letting go at
+ * once, and releases only when the limit stops binding. */
+static void test_ctl_release_waits_for_backlog(void)
+{
+    sl_policy_pressure pp = defaults_pp();
+    sl_ctl_params p;
+    sl_ctl c;
+    int64_t t = 0;
+    double peak = 0;
+
+    sl_ctl_params_latency(&p, &pp);
+    sl_ctl_init(&c, 0);
+    for (t = TICK; t <= 3 * SEC; t += TICK)
+        sl_ctl_update(&c, &p, t, 300, false, 10e6,
+                      SL_THROTTLE_BROKER_LATENCY);
+    ASSERT_TRUE(c.limited);
+    /* calm, backlog: the whole limit is used for 4 s */
+    for (; t <= 7 * SEC; t += TICK) {
+        sl_ctl_update(&c, &p, t, 2, false, c.rate,
+                      SL_THROTTLE_BROKER_LATENCY);
+        ASSERT_TRUE(c.limited);
+        ASSERT_TRUE(c.rate >= peak);
+        peak = c.rate;
+    }
+    ASSERT_TRUE(peak > 1.5 * c.ref); /* climbed past the old rate */
+    ASSERT_TRUE(peak < 2.5 * c.ref); /* at the linear slope, no jump */
+    /* the backlog has drained: back to 10 MB/s, released */
+    ASSERT_EQ(sl_ctl_update(&c, &p, t, 2, false, 10e6,
+                            SL_THROTTLE_BROKER_LATENCY),
+              SL_CTL_RELEASE);
+}
+
 /* Noise: latency jittering around 60% of the target (up to +-50% of the
  * target each sample) for a minute never limits; jitter of +-20% right at
  * the target never starts an episode either (dead band); jitter while
@@ -607,7 +641,8 @@ static void test_disabled_defaults_and_rebind(void)
     sl_policy_free(p2);
 }
 
-SL_TEST_MAIN(SL_TEST(test_ctl_step_and_recovery), SL_TEST(test_ctl_noise),
+SL_TEST_MAIN(SL_TEST(test_ctl_step_and_recovery),
+             SL_TEST(test_ctl_release_waits_for_backlog), SL_TEST(test_ctl_noise),
              SL_TEST(test_ctl_single_spike), SL_TEST(test_ctl_cut_spacing),
              SL_TEST(test_ctl_throttle_memory_time),
              SL_TEST(test_shares_follow_class_order),
