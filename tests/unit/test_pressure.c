@@ -354,6 +354,33 @@ static void sim_run(sl_policy_state *st, sim_prod *p, size_t n, int64_t from,
         rate[i] /= (double)measure / 1e6;
 }
 
+/* The four producers both class-order tests use: three classes on broker
+ * 1, an elastic control on broker 2. */
+#define SIM_PRODUCERS                                                     \
+    {{.cid = "backfill", .broker = 1, .want = 8 * MiB},                   \
+     {.cid = "saas", .broker = 1, .want = 3 * MiB},                       \
+     {.cid = "cdc", .broker = 1, .want = 2 * MiB},                        \
+     {.cid = "other", .broker = 2, .want = 4 * MiB}}
+
+static sl_policy_state *sim_start(const sl_policy *pol, sim_prod *p, size_t n)
+{
+    sl_policy_state *st = sl_policy_state_new(pol, 0);
+    for (size_t i = 0; i < n; i++) {
+        sl_policy_identity id = {p[i].cid, NULL, NULL};
+        p[i].a = sl_policy_account_get(st, &id, 0, NULL);
+    }
+    return st;
+}
+
+static void sim_end(sl_policy *pol, sl_policy_state *st, sim_prod *p,
+                    size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        sl_policy_account_put(st, p[i].a);
+    sl_policy_state_free(st);
+    sl_policy_free(pol);
+}
+
 static int64_t step_at, step_end;
 static double lat_step(int32_t broker, int64_t t)
 {
@@ -380,19 +407,12 @@ static void test_shares_settle_in_class_order(void)
 {
     sl_policy *pol = load(class_policy);
     sl_policy_state *st;
-    sim_prod p[4] = {{.cid = "backfill", .broker = 1, .want = 8 * MiB},
-                     {.cid = "saas", .broker = 1, .want = 3 * MiB},
-                     {.cid = "cdc", .broker = 1, .want = 2 * MiB},
-                     {.cid = "other", .broker = 2, .want = 4 * MiB}};
+    sim_prod p[4] = SIM_PRODUCERS;
     double before[4], late[4];
 
     if (pol == NULL)
         return;
-    st = sl_policy_state_new(pol, 0);
-    for (size_t i = 0; i < 4; i++) {
-        sl_policy_identity id = {p[i].cid, NULL, NULL};
-        p[i].a = sl_policy_account_get(st, &id, 0, NULL);
-    }
+    st = sim_start(pol, p, 4);
     step_at = 5 * SEC;
     step_end = 60 * SEC;
     sim_run(st, p, 4, 0, 5 * SEC, 3 * SEC, lat_capacity, before);
@@ -407,10 +427,7 @@ static void test_shares_settle_in_class_order(void)
     ASSERT_TRUE(late[0] + late[1] + late[2] <= 8 * MiB);
     ASSERT_TRUE(late[0] + late[1] + late[2] >= 4.5 * MiB);
     ASSERT_TRUE(late[3] >= 0.95 * before[3]);
-    for (size_t i = 0; i < 4; i++)
-        sl_policy_account_put(st, p[i].a);
-    sl_policy_state_free(st);
-    sl_policy_free(pol);
+    sim_end(pol, st, p, 4);
 }
 
 /* Three classes on broker 1 and an elastic producer on broker 2. Broker
@@ -423,20 +440,13 @@ static void test_shares_follow_class_order(void)
 {
     sl_policy *pol = load(class_policy);
     sl_policy_state *st;
-    sim_prod p[4] = {{.cid = "backfill", .broker = 1, .want = 8 * MiB},
-                     {.cid = "saas", .broker = 1, .want = 3 * MiB},
-                     {.cid = "cdc", .broker = 1, .want = 2 * MiB},
-                     {.cid = "other", .broker = 2, .want = 4 * MiB}};
+    sim_prod p[4] = SIM_PRODUCERS;
     double before[4], during[4], late[4], after[4];
     sl_policy_pressure_view v;
 
     if (pol == NULL)
         return;
-    st = sl_policy_state_new(pol, 0);
-    for (size_t i = 0; i < 4; i++) {
-        sl_policy_identity id = {p[i].cid, NULL, NULL};
-        p[i].a = sl_policy_account_get(st, &id, 0, NULL);
-    }
+    st = sim_start(pol, p, 4);
     step_at = 10 * SEC;
     step_end = 20 * SEC;
     sim_run(st, p, 4, 0, 10 * SEC, 5 * SEC, lat_step, before);
@@ -479,10 +489,7 @@ static void test_shares_follow_class_order(void)
         ASSERT_TRUE(pc.bytes > 0 && pc.share_bps == INFINITY);
         ASSERT_EQ(sl_policy_pressure_class_at(st, 1, 3, &pc), SL_E_INVALID);
     }
-    for (size_t i = 0; i < 4; i++)
-        sl_policy_account_put(st, p[i].a);
-    sl_policy_state_free(st);
-    sl_policy_free(pol);
+    sim_end(pol, st, p, 4);
 }
 
 /* Memory fill above the high-water mark limits everyone with reason
