@@ -18,7 +18,7 @@ import threading
 import time
 import urllib.request
 
-from harness import check, free_port, log, register, total_high, wait_for
+from harness import Mock, Sluice, check, eq, fail, free_port, log, register, total_high, wait_for
 from tests_policy import MIB, Flood, nothing_lost, policy_file, rate
 
 HTTP_PORT = free_port()
@@ -320,3 +320,100 @@ def test_brokers_advertised_per_upstream_broker(env):
 
 register("pressure_brokers_advertised_per_upstream_broker",
          test_brokers_advertised_per_upstream_broker, direct=False)
+
+
+THR_POLICY = policy_file("pressure-throttle", {
+    "version": 1,
+    "pressure": {"latency_target_ms": 60000},  # only the broker's throttle counts here
+    "classes": {"elastic": {"shed_order": 0, "max_pause_ms": 2000}},
+    "connectors": {"backfill": {"class": "elastic",
+                                "match": {"client_ids": ["backfill", "kwire"]}}},
+    "defaults": {"action": "admit", "class": "elastic"},
+})
+THR_HTTP = free_port()
+
+
+class FakeBroker(Mock):
+    """tests/integration/fakebroker.py, steered like sl-mock."""
+
+    def __init__(self, logpath):
+        import subprocess
+        from harness import LineReader
+        self.logpath = logpath
+        self.log = open(logpath, "wb")
+        self.proc = subprocess.Popen(
+            ["/usr/bin/python3", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                              "fakebroker.py")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log)
+        self.out = LineReader(self.proc.stdout)
+        line = self.out.readline(15)
+        if not line.startswith("BOOTSTRAP "):
+            self.kill()
+            fail("fakebroker printed %r instead of BOOTSTRAP" % line)
+        self.bootstrap = line.split(" ", 1)[1].strip()
+        self.brokers = 1
+
+
+def test_broker_throttle_reaches_clients(env):
+    """An upstream broker answering Produce with throttle_time_ms (its quota
+    on Sluice's producer) becomes throttle hints, reason broker_throttle, to
+    the clients writing to it, and a held-back rate instead of a growing
+    queue; when the broker stops throttling, the limit goes away."""
+    import kwire
+    fb = FakeBroker(os.path.join(env.logdir, "broker_throttle.fakebroker.log"))
+    sl = None
+    fl = None
+    try:
+        sl = Sluice(env.cfg.sluice, fb.bootstrap,
+                    os.path.join(env.logdir, "broker_throttle.sluice.log"),
+                    ["--policy", THR_POLICY, "--http.listen", "127.0.0.1:%d" % THR_HTTP])
+        fl = Flood("librdkafka", sl.addr, "backfill", "thr", pace_bps=2 * MIB, partitions=3,
+                   conf=IDEMPOTENT)
+        wait_for(lambda: int(fb.cmd("count thr", expect_ok=False).split()[-1]) > 500, 30,
+                 "records at the fake broker", interval=0.2)
+        fb.cmd("throttle 500")
+
+        def throttled():
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % THR_HTTP,
+                                        timeout=5) as r:
+                text = r.read().decode()
+            return re.search(r'sluice_connector_throttle_events_total\{connector="backfill",'
+                             r'class="elastic",reason="broker_throttle"\} ([1-9]\d*)', text)
+        m = wait_for(throttled, 20, "a broker_throttle throttle for the client", interval=0.25)
+        log("broker_throttle throttles: %s" % m.group(1))
+        # The hint itself, in a Produce answer to a client of the same class.
+        with kwire.Conn(sl.addr, timeout=10) as c:
+            hints = []
+            for i in range(20):
+                batch = kwire.record_batch([kwire.Record(b"k", b"x" * 20000)], 1700000000000)
+                res = c.request(kwire.PRODUCE, 7,
+                                kwire.produce_request(7, [("thr", [(0, batch)])], -1, 30000))
+                hints.append(res["throttle_time_ms"])
+                if res["throttle_time_ms"] > 0:
+                    break
+        log("throttle_time_ms in answers: %s" % hints)
+        check(max(hints) > 0, "no throttle_time_ms in Produce answers: %s" % hints)
+        text = open(sl.logpath, "rb").read().decode("utf-8", "replace")
+        check(re.search(r"pressure: broker 1 limited \(broker_throttle", text),
+              "the episode was not logged with reason broker_throttle")
+        fb.cmd("throttle 0")
+        wait_for(lambda: "pressure: broker 1 recovered" in open(
+            sl.logpath, "rb").read().decode("utf-8", "replace"), 40,
+            "the limit to go away", interval=0.5)
+        errs = fl.stop()
+        check(not errs, "producer errors: %s" % errs[:3])
+        ans = fb.cmd("count thr", expect_ok=False)
+        eq(int(ans.split()[-1]), fl.acked + len(hints), "records at the broker (acked by Sluice)")
+        fl = None
+    finally:
+        if fl is not None:
+            fl.stop()
+        try:
+            if sl is not None:
+                sl.stop()
+        finally:
+            fb.stop()
+
+
+register("pressure_broker_throttle_reaches_clients", test_broker_throttle_reaches_clients,
+         direct=False, timeout=180)
