@@ -49,6 +49,14 @@
       "yet settled.", "broker")                                                \
     X(M_BROKER_THR, "sluice_broker_throttle_seconds_total", COUNTER,           \
       "Throttle time the broker returned to Sluice's producer.", "broker")     \
+    X(M_BROKER_RTT, "sluice_broker_rtt_p99_seconds", GAUGE,                    \
+      "Round-trip time p99 of requests to the broker (librdkafka statistics, " \
+      "last window).", "broker")                                               \
+    X(M_BROKER_QUEUE, "sluice_broker_queue_latency_p99_seconds", GAUGE,        \
+      "p99 of the time records waited in librdkafka's queue for the broker "   \
+      "(int_latency, last window).", "broker")                                 \
+    X(M_BROKER_REQS, "sluice_broker_requests_inflight", GAUGE,                 \
+      "Produce requests sent to the broker and not yet answered.", "broker")   \
     X(M_BROKER_PRESSURE, "sluice_broker_pressure", GAUGE,                      \
       "1 while the broker's controller limits the rate admitted to it "        \
       "(pressure.latency_target_ms or a broker throttle).", "broker")          \
@@ -216,6 +224,10 @@ static void collect(sl_server *srv, sl_metrics *em)
         sl_metrics_emit(em, M(M_BROKER_THR), bs->throttle_ms_total / 1000.0,
                         b);
         sl_metrics_emit(em, M(M_BROKER_FAILED), (double)bs->failed, b);
+        sl_metrics_emit(em, M(M_BROKER_RTT), bs->rtt_p99_ms / 1000.0, b);
+        sl_metrics_emit(em, M(M_BROKER_QUEUE), bs->queue_p99_ms / 1000.0, b);
+        sl_metrics_emit(em, M(M_BROKER_REQS), (double)bs->requests_inflight,
+                        b);
     }
     if (srv->pstate)
         emit_pressure(srv, em);

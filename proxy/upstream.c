@@ -204,8 +204,9 @@ sl_broker_stats *sl__upstream_broker(sl_upstream *up, int32_t id)
 }
 
 /* librdkafka statistics (JSON, every statistics.interval.ms): per broker
- * the throttle time the broker returned and the round-trip time, both as
- * window statistics since the previous emission. */
+ * the throttle time the broker returned, the round-trip time and the time
+ * records wait in librdkafka's queue (window statistics since the previous
+ * emission), and the requests awaiting an answer. */
 static void handle_stats(sl_upstream *up, const char *json)
 {
     json_error_t jerr;
@@ -237,6 +238,15 @@ static void handle_stats(sl_upstream *up, const char *json)
             json_t *p99 = json_object_get(rtt, "p99");
             if (json_is_number(p99))
                 bs->rtt_p99_ms = json_number_value(p99) / 1000.0; /* us */
+        }
+        {
+            json_t *il = json_object_get(b, "int_latency");
+            json_t *p99 = il ? json_object_get(il, "p99") : NULL;
+            json_t *wr = json_object_get(b, "waitresp_cnt");
+            if (json_is_number(p99))
+                bs->queue_p99_ms = json_number_value(p99) / 1000.0; /* us */
+            if (json_is_integer(wr))
+                bs->requests_inflight = json_integer_value(wr);
         }
     }
     json_decref(root);

@@ -219,7 +219,9 @@ typedef struct sl_broker_stats {
     uint64_t failed;
     int64_t inflight;          /* records handed over, not settled */
     double throttle_ms_total;  /* broker-returned throttle_time_ms, summed */
-    double rtt_p99_ms;         /* librdkafka's window statistic */
+    double rtt_p99_ms;         /* librdkafka's window statistics: */
+    double queue_p99_ms;       /* int_latency: time in librdkafka's queue */
+    int64_t requests_inflight; /* waitresp_cnt: requests awaiting answer */
     /* Pressure signals (proxy/quota.c reads them every interval): */
     sl_hist tick_snap;         /* latency at the previous interval */
     uint64_t busy_since_ms;    /* inflight went from 0 to 1 */
