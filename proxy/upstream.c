@@ -103,7 +103,13 @@ int sl__upstream_init(sl_upstream *up, sl_server *srv, char *err,
                        errlen)) ||
         (rc = conf_set(conf, "enable.idempotence", "true", err, errlen)) ||
         (rc = conf_set(conf, "message.timeout.ms", buf, err, errlen)) ||
-        (rc = conf_set(conf, "linger.ms", "1", err, errlen)) ||
+        /* No linger: the records of one client request arrive together
+         * and are batched anyway, and each request's answer waits for its
+         * records' delivery, so lingering only adds latency. linger.ms=1
+         * put a 1.3 ms floor under every request (bench/run: 1 KiB, one
+         * connection, 8 in flight: 95k -> 472k records/s, p50 1.34 ->
+         * 0.26 ms). While librdkafka is busy, batches still form. */
+        (rc = conf_set(conf, "linger.ms", "0", err, errlen)) ||
         /* Sluice's own limits (memory budget) bound what is queued; make
          * librdkafka's queue larger than anything the budget admits so a
          * record is never refused halfway through a batch. */
