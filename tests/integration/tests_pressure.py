@@ -371,7 +371,7 @@ def test_broker_throttle_reaches_clients(env):
                    conf=IDEMPOTENT)
         wait_for(lambda: int(fb.cmd("count thr", expect_ok=False).split()[-1]) > 500, 30,
                  "records at the fake broker", interval=0.2)
-        fb.cmd("throttle 500")
+        fb.cmd("throttle 500 mute")  # and stop reading, as Kafka >= 2.0 does
 
         def throttled():
             with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % THR_HTTP,
