@@ -384,7 +384,7 @@ def test_broker_throttle_reaches_clients(env):
         # The hint itself, in a Produce answer to a client of the same class.
         with kwire.Conn(sl.addr, timeout=10) as c:
             hints = []
-            for i in range(20):
+            for i in range(40):
                 batch = kwire.record_batch([kwire.Record(b"k", b"x" * 20000)], 1700000000000)
                 res = c.request(kwire.PRODUCE, 7,
                                 kwire.produce_request(7, [("thr", [(0, batch)])], -1, 30000))
