@@ -8,11 +8,12 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Shared read buffer: reads on the loop thread are sequential, and
- * on_read copies out whatever does not complete a frame, so one buffer
- * serves every connection (10,000 idle connections cost no buffers). */
+/* Read slabs (see sl_slab): reads on the loop thread are sequential, so
+ * one unpinned slab serves every connection (10,000 idle connections cost
+ * no buffers); on_read copies out only what does not complete a frame and
+ * frames under SLAB_MIN_FRAME, so a tiny request cannot pin 64 KiB. */
 #define READ_BUF_SIZE 65536
-static uint8_t read_buf[READ_BUF_SIZE];
+#define SLAB_MIN_FRAME 1024
 
 /* Kafka error for APIs Sluice knows but does not serve. */
 static const struct {
@@ -42,7 +43,20 @@ typedef struct write_req {
 } write_req;
 
 static void on_close(uv_handle_t *h);
-static void dispatch(sl_conn *c, uint8_t *frame, size_t len);
+static void dispatch(sl_conn *c, uint8_t *frame, size_t len, sl_slab *slab);
+
+static void slab_unref(sl_server *srv, sl_slab *s)
+{
+    if (--s->refs > 0)
+        return;
+    if (s->extra)
+        sl__mem_release(srv, s->extra);
+    if (s == srv->rslab) {
+        s->framed = s->extra = 0; /* not pinned after all: reuse */
+        return;
+    }
+    sl_free(s);
+}
 
 /* ---- answers ------------------------------------------------------------ */
 
@@ -160,7 +174,10 @@ void sl__req_free(sl_server *srv, sl_req *req)
 {
     if (req->mem)
         sl__mem_release(srv, req->mem);
-    sl_free(req->frame);
+    if (req->slab != NULL)
+        slab_unref(srv, req->slab);
+    else
+        sl_free(req->frame);
     sl_free(req->resp);
     sl_free(req);
 }
@@ -196,7 +213,11 @@ void sl__req_answer(sl_req *req, uint8_t *resp, size_t resp_len)
     req->resp_len = resp_len;
     req->answered = true;
     /* The frame is no longer referenced by anything once answered. */
-    sl_free(req->frame);
+    if (req->slab != NULL)
+        slab_unref(req->srv, req->slab);
+    else
+        sl_free(req->frame);
+    req->slab = NULL;
     req->frame = NULL;
     if (c == NULL) {
         /* Orphaned: its connection is gone. */
@@ -225,11 +246,18 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
             return;
         }
     }
-    *buf = uv_buf_init((char *)read_buf, READ_BUF_SIZE);
+    if (c->srv->rslab == NULL) {
+        c->srv->rslab = sl_malloc(sizeof(sl_slab) + READ_BUF_SIZE);
+        c->srv->rslab->refs = c->srv->rslab->framed = 0;
+        c->srv->rslab->extra = 0;
+        c->srv->rslab->size = READ_BUF_SIZE;
+    }
+    *buf = uv_buf_init((char *)c->srv->rslab->data, READ_BUF_SIZE);
 }
 
-/* Consumes n bytes read at p: completes frames and keeps partial ones. */
-static void consume(sl_conn *c, const uint8_t *p, size_t n)
+/* Consumes n bytes read at p (inside slab, or slab NULL): completes
+ * frames and keeps partial ones. */
+static void consume(sl_conn *c, const uint8_t *p, size_t n, sl_slab *slab)
 {
     const sl_config *cfg = c->srv->cfg;
 
@@ -257,6 +285,17 @@ static void consume(sl_conn *c, const uint8_t *p, size_t n)
                 sl__conn_close(c, why);
                 return;
             }
+            if (slab != NULL && (size_t)size <= n &&
+                (size_t)size >= SLAB_MIN_FRAME) {
+                /* Whole frame in the slab: dispatch it in place. */
+                const uint8_t *f = p;
+                p += (size_t)size;
+                n -= (size_t)size;
+                slab->refs++;
+                slab->framed += (size_t)size;
+                dispatch(c, (uint8_t *)f, (size_t)size, slab);
+                continue;
+            }
             c->frame_len = (size_t)size;
             c->frame_got = 0;
             c->frame = sl_malloc(c->frame_len);
@@ -274,7 +313,7 @@ static void consume(sl_conn *c, const uint8_t *p, size_t n)
             size_t len = c->frame_len;
             c->frame = NULL;
             c->frame_len = c->frame_got = 0;
-            dispatch(c, frame, len);
+            dispatch(c, frame, len, NULL);
         }
     }
 }
@@ -289,7 +328,28 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0)
         return;
-    consume(c, (const uint8_t *)buf->base, (size_t)nread);
+    {
+        sl_server *srv = c->srv;
+        sl_slab *slab = srv->rslab != NULL &&
+                                (uint8_t *)buf->base == srv->rslab->data
+                            ? srv->rslab
+                            : NULL;
+        if (slab != NULL)
+            slab->refs++; /* held across consume: requests may finish in it */
+        consume(c, (const uint8_t *)buf->base, (size_t)nread, slab);
+        if (slab != NULL) {
+            if (slab->refs > 1) {
+                /* Pinned: the next read gets a fresh slab, and the bytes
+                 * no frame uses count against the memory budget. */
+                srv->rslab = NULL;
+                slab->extra = slab->size - slab->framed;
+                sl__mem_charge(srv, slab->extra);
+            } else {
+                slab->framed = 0;
+            }
+            slab_unref(srv, slab);
+        }
+    }
 }
 
 void sl__conn_update_reading(sl_conn *c)
@@ -572,7 +632,7 @@ static void answer_unserved(sl_conn *c, sl_req *req, const sl_kafka_api *api)
 }
 
 /* Takes ownership of frame. */
-static void dispatch(sl_conn *c, uint8_t *frame, size_t len)
+static void dispatch(sl_conn *c, uint8_t *frame, size_t len, sl_slab *slab)
 {
     sl_server *srv = c->srv;
     sl_req *req = sl_calloc(1, sizeof(*req));
@@ -582,6 +642,7 @@ static void dispatch(sl_conn *c, uint8_t *frame, size_t len)
     req->srv = srv;
     req->conn = c;
     req->frame = frame;
+    req->slab = slab;
     req->frame_len = len;
     req->mem = len;
     req->start_ms = sl__now_ms(srv);

@@ -396,6 +396,7 @@ int sl_server_run(sl_config *cfg)
     uv_run(srv->loop, UV_RUN_DEFAULT);
 
 cleanup:
+    sl_free(srv->rslab);
     for (size_t i = 0; i < srv->n_blisten; i++)
         sl_free(srv->blisten[i]);
     sl_free(srv->blisten);

@@ -26,6 +26,21 @@ typedef struct sl_upstream sl_upstream;
 typedef struct sl_metacache sl_metacache;
 typedef struct sl_produce sl_produce;
 
+/* ---- read slabs -------------------------------------------------------
+ * Reads land in a heap buffer; every request frame that lies wholly in it
+ * (and is not tiny) is dispatched in place, with a reference, instead of
+ * being copied out. A slab some request still references is "pinned": the
+ * next read gets a fresh one, and the pinned slab's bytes that are no
+ * frame's are charged to the memory budget until its last request goes.
+ * Loop thread only. */
+typedef struct sl_slab {
+    size_t refs;     /* requests whose frame points into data */
+    size_t framed;   /* bytes of those frames */
+    size_t extra;    /* charged to the memory budget while pinned */
+    size_t size;
+    uint8_t data[];
+} sl_slab;
+
 /* ---- requests ---------------------------------------------------------
  * One client request from frame to answer. Owned by its connection's
  * ordered queue until answered and written; when the connection closes
@@ -35,7 +50,9 @@ struct sl_req {
     sl_server *srv;
     sl_conn *conn;      /* NULL once the connection is gone */
     sl_req *next;       /* connection's response queue, in request order */
-    uint8_t *frame;     /* request bytes after the size field; owned */
+    uint8_t *frame;     /* request bytes after the size field; owned,
+                           or inside slab when slab is not NULL */
+    sl_slab *slab;      /* one reference held, or NULL */
     size_t frame_len;
     sl_kafka_req_hdr hdr;
     size_t mem;         /* bytes charged to the memory budget */
@@ -283,6 +300,7 @@ struct sl_server {
     uv_timer_t tick;          /* housekeeping: idem expiry, metadata */
     uv_check_t flush;         /* writes queued answers after each poll */
     sl_conn *dirty;           /* connections with queued answers */
+    sl_slab *rslab;           /* the next read's buffer (not pinned) */
     sl_conn *conns;
     size_t n_conns;
     uint64_t next_conn_id;
