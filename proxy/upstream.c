@@ -278,24 +278,41 @@ static void on_throttle(rd_kafka_t *rk, const char *name, int32_t id,
              throttle_ms);
 }
 
-/* Handles delivery reports in batches, on the loop thread. */
+/* Handles delivery reports in batches, on the loop thread.
+ *
+ * Latency samples: one per delivered record, as before, but the clock is
+ * read once per run of consecutive reports with the same opaque (the
+ * records of one partition of one request, handed to librdkafka by one
+ * send_records call within microseconds of each other and delivered in
+ * order by one upstream answer): each record of the run gets the run's
+ * first latency. rd_kafka_message_latency() reads the clock on every call;
+ * for a 16-record request this saves 15 of its 16 clock reads here. The
+ * per-broker histogram (us; pressure control's p90 per interval) keeps
+ * one sample per delivered record, each off by at most its request's
+ * hand-off spread (microseconds), far below the millisecond latencies
+ * pressure control acts on. */
 static void handle_dr(sl_upstream *up, rd_kafka_event_t *ev)
 {
     const rd_kafka_message_t *msgs[DR_BATCH];
     uint64_t now = sl__now_ms(up->srv);
     size_t n;
+    const void *run_opaque = NULL;
+    int64_t run_lat = -1;
 
     while ((n = rd_kafka_event_message_array(ev, msgs, DR_BATCH)) > 0) {
         for (size_t i = 0; i < n; i++) {
             const rd_kafka_message_t *m = msgs[i];
-            int64_t lat = rd_kafka_message_latency(m);
             sl_broker_stats *bs =
                 sl__upstream_broker(up, rd_kafka_message_broker_id(m));
+            if (m->_private != run_opaque) {
+                run_opaque = m->_private;
+                run_lat = rd_kafka_message_latency(m);
+            }
             bs->last_dr_ms = now;
             if (m->err == 0) {
                 bs->delivered++;
-                if (lat >= 0)
-                    sl_hist_record(&bs->latency, (uint64_t)lat);
+                if (run_lat >= 0)
+                    sl_hist_record(&bs->latency, (uint64_t)run_lat);
             } else {
                 bs->failed++;
             }
@@ -312,8 +329,11 @@ static void on_events(uv_poll_t *poll, int status, int events)
     rd_kafka_event_t *ev;
 
     /* Drain the wake-up bytes first: anything enqueued after this read
-     * writes a new byte, so no report can be missed. */
-    while (read(up->pipe_fds[0], drain, sizeof(drain)) > 0)
+     * writes a new byte, so no report can be missed. librdkafka writes one
+     * byte per non-polling period, so the first read almost always comes
+     * back short, which means the pipe is empty: stop there instead of
+     * paying a second read() for EAGAIN on every wake-up. */
+    while (read(up->pipe_fds[0], drain, sizeof(drain)) == sizeof(drain))
         ;
     while ((ev = rd_kafka_queue_poll(up->mainq, 0)) != NULL) {
         switch (rd_kafka_event_type(ev)) {

@@ -87,9 +87,18 @@ static void test_hw_equals_sw(void)
     ASSERT_EQ(mismatches, 0);
     for (size_t len = 1000; len <= (1 << 20) - 3; len = len * 3 + 1)
         ASSERT_UEQ(sl_crc32c(0, buf + 3, len), sl_crc32c_sw(0, buf + 3, len));
+    /* Around the three-stream block sizes of the hardware path (3 x 256
+     * and 3 x 8192 bytes), at an odd start. */
+    for (size_t base = 768; base <= 3 * 8192; base += 3 * 8192 - 768)
+        for (size_t k = 1; k <= 3; k++)
+            for (size_t len = k * base - 9; len <= k * base + 9; len++)
+                ASSERT_UEQ(sl_crc32c(0, buf + 5, len),
+                           sl_crc32c_sw(0, buf + 5, len));
     /* Chained with a non-zero incoming CRC. */
     ASSERT_UEQ(sl_crc32c(0xDEADBEEF, buf + 1, 4097),
                sl_crc32c_sw(0xDEADBEEF, buf + 1, 4097));
+    ASSERT_UEQ(sl_crc32c(0xDEADBEEF, buf + 1, 100000),
+               sl_crc32c_sw(0xDEADBEEF, buf + 1, 100000));
     free(buf);
 }
 
