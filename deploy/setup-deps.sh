@@ -13,6 +13,7 @@ PKGS=(
   python3-lz4 python3-snappy python3-zstandard
   clang libclang-rt-14-dev
   prometheus chromium
+  valgrind
 )
 
 missing=()
@@ -33,8 +34,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# JavaScript test client (kafkajs), pinned by tests/js/package-lock.json.
-if [ -f tests/js/package.json ] && [ ! -d tests/js/node_modules/kafkajs ]; then
+# JavaScript test clients (kafkajs, playwright-core for the status page),
+# pinned by tests/js/package-lock.json: install when any one is missing.
+js_missing=0
+for m in kafkajs kafkajs-snappy playwright-core; do
+  [ -d "tests/js/node_modules/$m" ] || js_missing=1
+done
+if [ -f tests/js/package.json ] && [ "$js_missing" = 1 ]; then
   echo "setup: npm ci in tests/js"
   (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -170,7 +170,6 @@ struct sl_policy_account {
 typedef struct pclass {
     bucket b;            /* rate = share while limited, 0 otherwise */
     double demand;       /* EWMA of bytes/s */
-    double share;        /* current share (INFINITY when not limited) */
     uint64_t tick_bytes; /* since the previous tick */
     uint64_t bytes;      /* ever */
     bool held;           /* its share throttled someone since the tick */
@@ -484,10 +483,8 @@ static pbroker *pbroker_add(sl_policy_state *st, int32_t id, int64_t now)
     b->id = id;
     sl_ctl_init(&b->ctl, now);
     b->cls = sl_calloc(SL_MAX(st->n_classes, 1), sizeof(*b->cls));
-    for (size_t i = 0; i < st->n_classes; i++) {
+    for (size_t i = 0; i < st->n_classes; i++)
         b->cls[i].b.last_us = now;
-        b->cls[i].share = INFINITY;
-    }
     return b;
 }
 
@@ -508,7 +505,6 @@ static void pbroker_rebind(sl_policy_state *st, const cstate *old,
         pbroker *b = &st->brk[i];
         pclass *nc = sl_calloc(SL_MAX(st->n_classes, 1), sizeof(*nc));
         for (size_t j = 0; j < st->n_classes; j++) {
-            nc[j].share = INFINITY;
             nc[j].b.last_us = b->ctl.last_us;
             for (size_t k = 0; k < n_old; k++)
                 if (strcmp(old[k].name, st->classes[j].name) == 0)
@@ -946,7 +942,12 @@ static void share_set(pclass *pc, double rate, int64_t now)
         rate = SL_MAX(rate, 1.0); /* a zero rate would read as unlimited */
         bucket_set(&pc->b, rate, SL_MAX(rate * SHARE_BURST_S, 1.0));
     }
-    pc->share = rate;
+}
+
+/* The class's share of a limited broker, INFINITY while not limited. */
+static double share_of(const pclass *pc)
+{
+    return pc->b.rate > 0 ? pc->b.rate : INFINITY;
 }
 
 /* Divides a limited broker's admitted rate among the classes: first each
@@ -963,7 +964,7 @@ static void shares_divide(sl_policy_state *st, pbroker *b, int64_t now)
 
     if (!b->ctl.limited) {
         for (size_t c = 0; c < n; c++)
-            if (b->cls[c].share != INFINITY)
+            if (b->cls[c].b.rate > 0)
                 share_set(&b->cls[c], INFINITY, now);
         return;
     }
@@ -1062,8 +1063,8 @@ size_t sl_policy_pressure_tick(sl_policy_state *st, int64_t now,
             pc->tick_bytes = 0;
             /* A class its share held back sends less than it wants: what
              * it sends says only that it wants at least its share. */
-            if (pc->held && pc->share != INFINITY && pc->demand < pc->share)
-                pc->demand = pc->share;
+            if (pc->held && pc->b.rate > 0 && pc->demand < pc->b.rate)
+                pc->demand = pc->b.rate;
             pc->held = false;
         }
         /* While a share still holds some source back, the limit binds
@@ -1127,7 +1128,7 @@ int sl_policy_pressure_class_at(const sl_policy_state *st, size_t i,
     pc = &st->brk[i].cls[ci];
     out->bytes = pc->bytes;
     out->demand_bps = pc->demand;
-    out->share_bps = pc->share;
+    out->share_bps = share_of(pc);
     return 0;
 }
 

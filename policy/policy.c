@@ -1225,27 +1225,9 @@ static void syntax_error(loader *ld, const json_error_t *je)
             return;
         }
     }
-    if (je->line > 0 && je->column > 0)
-        put_err(ld->err, ld->errlen, "%s:%d:%d: invalid JSON: %s", ld->name,
-                je->line, je->column, je->text);
-    else
-        put_err(ld->err, ld->errlen, "%s: invalid JSON: %s", ld->name,
-                je->text);
+    sl_json_syntax_error(ld->err, ld->errlen, ld->name, je);
 }
 
-static const char *json_kind(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL: return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    case JSON_NULL: return "null";
-    default: return "an object";
-    }
-}
 
 int sl_policy_load_string(const char *text, size_t len, const char *name,
                           sl_policy **out, char *err, size_t errlen)
@@ -1268,7 +1250,7 @@ int sl_policy_load_string(const char *text, size_t len, const char *name,
     if (!json_is_object(root)) {
         put_err(err, errlen, "%s:%d: expected a JSON object at the top level, "
                 "got %s", ld.name, sl_jscan_first_line(text, len),
-                json_kind(root));
+                sl_json_kind(root));
         goto out_json;
     }
     /* One pass for the lines of every class and connector (explain shows

@@ -129,17 +129,17 @@ static void emit_pressure(sl_server *srv, sl_metrics *em)
         if (!isnan(v.signal))
             sl_metrics_emit(em, M(M_BROKER_SIGNAL), v.signal / 1000.0, b);
         sl_metrics_emit(em, M(M_BROKER_CUTS), (double)v.cuts, b);
-        for (size_t c = 0; c < sl_policy_state_class_count(st); c++) {
+        for (size_t c = 0; c < sl_policy_class_count(srv->policy); c++) {
             sl_policy_pressure_class pc;
-            sl_policy_class_state cs;
-            if (sl_policy_pressure_class_at(st, i, c, &pc) != 0 ||
-                sl_policy_state_class_at(st, c, sl__now_us(), &cs) != 0)
+            sl_policy_class_info ci;
+            if (sl_policy_pressure_class_at(st, i, c, &pc) != 0)
                 continue;
+            sl_policy_class_describe(sl_policy_class_at(srv->policy, c), &ci);
             sl_metrics_emit(em, M(M_BROKER_CLASS_BYTES), (double)pc.bytes, b,
-                            cs.name);
+                            ci.name);
             if (v.limited)
                 sl_metrics_emit(em, M(M_BROKER_CLASS_SHARE), pc.share_bps, b,
-                                cs.name);
+                                ci.name);
         }
     }
 }

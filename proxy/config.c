@@ -873,30 +873,9 @@ static void syntax_error(loader *ld, const json_error_t *je)
             return;
         }
     }
-    if (je->line > 0 && je->column > 0)
-        put_err(ld->err, ld->err_len, "%s:%d:%d: invalid JSON: %s", ld->path,
-                je->line, je->column, je->text);
-    else if (je->line > 0)
-        put_err(ld->err, ld->err_len, "%s:%d: invalid JSON: %s", ld->path,
-                je->line, je->text);
-    else
-        put_err(ld->err, ld->err_len, "%s: invalid JSON: %s", ld->path,
-                je->text);
+    sl_json_syntax_error(ld->err, ld->err_len, ld->path, je);
 }
 
-static const char *json_kind(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL: return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    case JSON_NULL: return "null";
-    default: return "an object";
-    }
-}
 
 int sl_config_load_file(sl_config *c, const char *path, char *err,
                         size_t err_len)
@@ -924,7 +903,7 @@ int sl_config_load_file(sl_config *c, const char *path, char *err,
     if (!json_is_object(root)) {
         put_err(err, err_len,
                 "%s:%d: expected a JSON object at the top level, got %s",
-                path, sl_jscan_first_line(text, ld.len), json_kind(root));
+                path, sl_jscan_first_line(text, ld.len), sl_json_kind(root));
         rc = SL_E_CONFIG;
         goto out_json;
     }

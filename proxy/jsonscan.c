@@ -5,6 +5,8 @@
  */
 #include "sluice/jsonscan.h"
 
+#include <stdio.h>
+
 #include <string.h>
 
 #define SCAN_MAX_NEST 2048 /* jansson's own nesting limit */
@@ -343,4 +345,33 @@ int sl_jscan_first_line(const char *text, size_t len)
     sl_jscan s = {.base = text, .p = text, .end = text + len, .line = 1};
     scan_ws(&s);
     return s.line;
+}
+
+const char *sl_json_kind(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    case JSON_NULL: return "null";
+    default: return "an object";
+    }
+}
+
+void sl_json_syntax_error(char *err, size_t len, const char *name,
+                          const json_error_t *je)
+{
+    if (len == 0)
+        return;
+    if (je->line > 0 && je->column > 0)
+        snprintf(err, len, "%s:%d:%d: invalid JSON: %s", name, je->line,
+                 je->column, je->text);
+    else if (je->line > 0)
+        snprintf(err, len, "%s:%d: invalid JSON: %s", name, je->line,
+                 je->text);
+    else
+        snprintf(err, len, "%s: invalid JSON: %s", name, je->text);
 }

@@ -201,7 +201,7 @@ bool sl__quota_held(sl_conn *c)
  * returned; and the memory budget's fill. */
 #define PRESSURE_INTERVAL_MS 100
 
-static void pressure_log(sl_server *srv, const sl_policy_pressure_view *v)
+static void pressure_log(const sl_policy_pressure_view *v)
 {
     char who[32], rate[32];
     const char *unit = v->broker == SL_POLICY_BROKER_MEMORY ? "permille"
@@ -235,7 +235,6 @@ static void pressure_log(sl_server *srv, const sl_policy_pressure_view *v)
     default:
         break;
     }
-    (void)srv;
 }
 
 static void on_pressure_tick(uv_timer_t *t)
@@ -281,7 +280,7 @@ static void on_pressure_tick(uv_timer_t *t)
             if (sl_policy_pressure_at(srv->pstate, i, &v) != 0 ||
                 v.last_event == SL_CTL_STEADY)
                 continue;
-            pressure_log(srv, &v);
+            pressure_log(&v);
             raised |= v.last_event == SL_CTL_RAISE ||
                       v.last_event == SL_CTL_RELEASE;
         }

@@ -10,6 +10,10 @@
 #ifndef SLUICE_JSONSCAN_H
 #define SLUICE_JSONSCAN_H
 
+#include <stddef.h>
+
+#include <jansson.h>
+
 #include "sluice/common.h"
 
 #define SL_JSCAN_MAX_DEPTH 16 /* keys deeper than this are walked, not stored */
@@ -53,5 +57,13 @@ size_t sl_jscan_key_at(const char *text, size_t len, size_t stop,
 
 /* The line of the first non-blank character (where the top value starts). */
 int sl_jscan_first_line(const char *text, size_t len);
+
+/* Shared by both loaders' messages. */
+/* "an object", "an array", "a string", "a number", "a boolean", "null". */
+const char *sl_json_kind(const json_t *v);
+/* jansson's own parse error as "NAME:LINE:COL: invalid JSON: ..." (or
+ * without the column or line when jansson has none); snprintf into err. */
+void sl_json_syntax_error(char *err, size_t len, const char *name,
+                          const json_error_t *je);
 
 #endif

@@ -243,15 +243,15 @@ def test_memory_high_water_sheds_elastic(env):
                     conf=IDEMPOTENT)
         wait_for(lambda: total_high(env.upstream, t_cdc, 1) > 50, 30, "cdc upstream")
 
-        def limited():
+        def backfill_held():
             with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % MEM_HTTP,
                                         timeout=5) as r:
                 text = r.read().decode()
-            return re.search(r'reason="memory"\} [1-9]', text) and text
-        wait_for(limited, 20, "a memory-pressure throttle", interval=0.25)
-        time.sleep(3)
-        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % MEM_HTTP, timeout=5) as r:
-            text = r.read().decode()
+            m = re.search(r'sluice_connector_throttle_seconds_total\{connector="backfill",'
+                          r'class="elastic",reason="memory"\} (\S+)', text)
+            return m and float(m.group(1)) > 1.0 and text
+        text = wait_for(backfill_held, 30, "the backfill held back for memory for 1 s",
+                        interval=0.25)
         check(re.search(r'sluice_connector_throttle_events_total\{connector="backfill",'
                         r'class="elastic",reason="memory"\} [1-9]', text),
               "the elastic backfill was not throttled for memory")

@@ -19,23 +19,13 @@
 #include <sys/socket.h>
 
 #include "sl_test.h"
+#include "sl_policy_test.h"
 
 #define SEC 1000000LL
 #define MS 1000LL
 
 static const char *examples_dir = NULL;
 
-static sl_policy *load(const char *json)
-{
-    char err[1024];
-    sl_policy *pol = NULL;
-    int rc = sl_policy_load_string(json, strlen(json), "t.json", &pol, err,
-                                   sizeof(err));
-    if (rc != 0)
-        fprintf(stderr, "  unexpected load error: %s\n", err);
-    ASSERT_EQ(rc, 0);
-    return pol;
-}
 
 static void expect_error(const char *json, const char *msg)
 {

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "sl_test.h"
+#include "sl_policy_test.h"
 
 #define SEC 1000000LL
 #define MS 1000LL
@@ -269,17 +270,6 @@ static const char *class_policy =
     "[\"other\"]}}},\n"
     " \"defaults\": {\"class\": \"elastic\"}}\n";
 
-static sl_policy *load(const char *json)
-{
-    char err[1024];
-    sl_policy *pol = NULL;
-    int rc = sl_policy_load_string(json, strlen(json), "t.json", &pol, err,
-                                   sizeof(err));
-    if (rc != 0)
-        fprintf(stderr, "  unexpected load error: %s\n", err);
-    ASSERT_EQ(rc, 0);
-    return pol;
-}
 
 /* A producer that wants `want` bytes/s in 10 ms chunks, to one broker,
  * and sends nothing while muted (as a muted socket makes it). */
