@@ -21,7 +21,19 @@ RETRIABLE = {
 # e) idempotent librdkafka producer while the upstream answers errors
 
 
-@test(timeout=300)
+# Sluice's upstream producer sends one request at a time per broker here. The
+# mock checks idempotent sequences only for transactional producers, so with
+# two requests of one partition in flight, an injected REQUEST_TIMED_OUT (or a
+# dropped connection) on the first, which the mock did not append, and
+# success on the second make librdkafka conclude that the first was written
+# ("implicit ack": a real broker would have refused the second with
+# OUT_OF_ORDER_SEQUENCE_NUMBER) and report its records as delivered. It
+# happened once: librdkafka sent a partition's first record alone (its broker
+# thread woke at the first record handed over), then the next 24 while that
+# one was in flight (under 5 records, so allowed); the first got the injected
+# error and was never written, yet reported delivered. An artefact of the
+# mock, not of Sluice, which answers what librdkafka reports.
+@test(timeout=300, sluice_args=["-X", "max.in.flight.requests.per.connection=1"])
 def idempotent_producer_upstream_errors(env):
     from confluent_kafka import Producer
     topic = env.topic("idem", 2)
