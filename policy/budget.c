@@ -156,7 +156,6 @@ struct sl_policy_account {
     int64_t ovr_until;
     bool paused;
     int64_t pause_until; /* 0 = until resumed */
-    int64_t broker_until;
     bucket bytes, records;
     sl_policy_counters ctr;
     sl_policy_account *all_prev, *all_next; /* every account */
@@ -193,9 +192,7 @@ struct sl_policy_state {
     size_t n_classes;
     uint64_t active_mask;
     bool dirty; /* shares need recomputing */
-    int permille;
-    sl_throttle_reason pressure;
-    bucket parent; /* the capacity: rate = capacity * permille / 1000 */
+    bucket parent; /* the capacity */
     sl_policy_account **conn; /* by connector index, created on first use */
     size_t n_conn;
     sl_policy_account **cmap; /* client.id -> account, chained */
@@ -220,7 +217,7 @@ const char *sl_throttle_reason_name(sl_throttle_reason r)
 
 static double cap_eff(const sl_policy_state *st)
 {
-    return (double)st->pol->cap.bytes_per_sec * st->permille / 1000.0;
+    return (double)st->pol->cap.bytes_per_sec;
 }
 
 static bool class_active(const sl_policy_state *st, const cstate *c,
@@ -520,7 +517,6 @@ sl_policy_state *sl_policy_state_new(const sl_policy *pol, int64_t now_us)
     sl_policy_state *st = sl_calloc(1, sizeof(*st));
 
     st->pol = pol;
-    st->permille = 1000;
     st->parent.last_us = now_us;
     st->n_conn = pol->n_connectors;
     st->conn = sl_calloc(st->n_conn + 1, sizeof(*st->conn));
@@ -788,8 +784,7 @@ void sl_policy_charge_brokers(sl_policy_state *st, sl_policy_account *a,
                           bucket_wait_us(&st->parent)));
         if (w > wait) {
             wait = w;
-            reason = st->pressure != SL_THROTTLE_NONE ? st->pressure
-                                                      : SL_THROTTLE_CLASS_BUDGET;
+            reason = SL_THROTTLE_CLASS_BUDGET;
         }
     }
     if (cls != NULL && st->pol->pressure.enabled) {
@@ -808,11 +803,6 @@ void sl_policy_charge_brokers(sl_policy_state *st, sl_policy_account *a,
             }
         }
     }
-    w = a->broker_until > now ? (double)(a->broker_until - now) : 0;
-    if (w > wait) {
-        wait = w;
-        reason = SL_THROTTLE_BROKER_THROTTLE;
-    }
     if (a->paused) {
         wait = (double)a->max_pause_ms * 1000.0;
         reason = SL_THROTTLE_PAUSED;
@@ -824,15 +814,6 @@ void sl_policy_charge_brokers(sl_policy_state *st, sl_policy_account *a,
     count(&a->ctr, bytes, records, d);
     if (cls != NULL)
         count(&cls->ctr, bytes, records, d);
-}
-
-void sl_policy_note_broker_throttle(sl_policy_state *st, sl_policy_account *a,
-                                    uint32_t throttle_ms, int64_t now_us)
-{
-    int64_t until = now_us + (int64_t)throttle_ms * 1000;
-
-    if (until > a->broker_until)
-        a->broker_until = until;
 }
 
 /* ---- admin hooks --------------------------------------------------------- */
@@ -897,28 +878,6 @@ int sl_policy_override_clear(sl_policy_state *st, const char *connector,
         return SL_E_NOTFOUND;
     a->has_ovr = false;
     apply_quota(a, now_us);
-    return 0;
-}
-
-int sl_policy_state_set_pressure(sl_policy_state *st,
-                                 sl_throttle_reason reason, int permille,
-                                 int64_t now_us)
-{
-    if (st->pol->cap.bytes_per_sec == 0)
-        return SL_E_UNSUPPORTED;
-    if (reason == SL_THROTTLE_NONE) {
-        if (permille != 1000)
-            return SL_E_INVALID;
-    } else if ((reason != SL_THROTTLE_BROKER_LATENCY &&
-                reason != SL_THROTTLE_BROKER_THROTTLE &&
-                reason != SL_THROTTLE_MEMORY) ||
-               permille < 1 || permille > 1000) {
-        return SL_E_INVALID;
-    }
-    st->pressure = reason;
-    st->permille = permille;
-    st->dirty = true;
-    shares_update(st, now_us);
     return 0;
 }
 

@@ -416,22 +416,6 @@ int sl_policy_override(sl_policy_state *st, const char *connector,
 int sl_policy_override_clear(sl_policy_state *st, const char *connector,
                              int64_t now_us);
 
-/* Pressure (for the controller): scales the capacity class budgets split
- * to capacity * permille / 1000 (1..1000) and attributes class-budget
- * throttles to reason (BROKER_LATENCY, BROKER_THROTTLE or MEMORY) until
- * called again with SL_THROTTLE_NONE / 1000. SL_E_INVALID for other
- * reasons or permille out of range; SL_E_UNSUPPORTED when the policy has
- * no capacity. */
-int sl_policy_state_set_pressure(sl_policy_state *st,
-                                 sl_throttle_reason reason, int permille,
-                                 int64_t now_us);
-
-/* The broker answered this account's produce with throttle_time_ms: the
- * account's next decisions are at least the remainder of it (reason
- * BROKER_THROTTLE when it is the longest wait). */
-void sl_policy_note_broker_throttle(sl_policy_state *st, sl_policy_account *a,
-                                    uint32_t throttle_ms, int64_t now_us);
-
 /* ---- pressure control (pressure.c, budget.c) -------------------------- */
 
 /* The policy file's "pressure" section (defaults when absent). */

@@ -377,13 +377,13 @@ static void test_class_ceiling_and_guarantee_floor(void)
     sl_policy_free(pol);
 }
 
-static void test_shed_order_and_pressure(void)
+static void test_shed_order_and_class_budget(void)
 {
     sl_policy *pol = load(class_policy);
     sl_policy_state *st = sl_policy_state_new(pol, 0);
     sl_policy_class_info ci;
     sl_policy_class_state cs;
-    sl_policy_account *a = get(st, "connector-producer-backfill-0", 0);
+    sl_policy_account *a = get(st, "connector-producer-backfill-0", 0), *f;
     sl_policy_decision d;
 
     sl_policy_class_describe(sl_policy_class_find(pol, "fragile"), &ci);
@@ -396,28 +396,22 @@ static void test_shed_order_and_pressure(void)
     ASSERT_EQ(sl_policy_state_class_at(st, 0, 0, &cs), 0);
     ASSERT_EQ(cs.shed_order, 3);
 
-    /* pressure halves capacity; class throttles carry its reason */
-    ASSERT_EQ(sl_policy_state_set_pressure(st, SL_THROTTLE_QUOTA, 500, 0),
-              SL_E_INVALID);
-    ASSERT_EQ(sl_policy_state_set_pressure(st, SL_THROTTLE_MEMORY, 0, 0),
-              SL_E_INVALID);
-    ASSERT_EQ(sl_policy_state_set_pressure(st, SL_THROTTLE_MEMORY, 500, 0),
-              0);
-    sl_policy_charge(st, a, 150000000, 1, 0, &d);
+    /* Alone, elastic may use the whole capacity (100 MB/s, 1 s of burst):
+     * 350 MB leave 250 MB of debt, 2.5 s, within its max_pause_ms. */
+    sl_policy_charge(st, a, 350000000, 1, 0, &d);
     ASSERT_EQ(sl_policy_state_class_at(st, 1, 0, &cs), 0);
-    ASSERT_TRUE(fabs(cs.share_bps - 50e6) < 1e3); /* alone: all of 50 */
-    ASSERT_EQ(d.reason, SL_THROTTLE_MEMORY);
-    ASSERT_EQ(d.throttle_ms, 2000); /* 100 MB debt at 50 MB/s */
-    ASSERT_EQ(sl_policy_state_set_pressure(st, SL_THROTTLE_NONE, 1000, 0), 0);
-    sl_policy_charge(st, a, 0, 0, 0, &d);
+    ASSERT_TRUE(fabs(cs.share_bps - 100e6) < 1e3);
     ASSERT_EQ(d.reason, SL_THROTTLE_CLASS_BUDGET);
-
-    /* a broker throttle is honoured when it is the longest wait */
-    sl_policy_note_broker_throttle(st, a, 30000, 0);
-    sl_policy_charge(st, a, 0, 0, 0, &d);
-    ASSERT_EQ(d.reason, SL_THROTTLE_BROKER_THROTTLE);
-    ASSERT_EQ(d.throttle_ms, 10000); /* elastic's max_pause_ms */
-    ASSERT_EQ(d.uncapped_ms, 30000);
+    ASSERT_EQ(d.throttle_ms, 2500);
+    ASSERT_EQ(d.uncapped_ms, 2500);
+    /* fragile's wait for the same debt is cut to its max_pause_ms */
+    f = get(st, "connector-producer-cdc-0", 0);
+    ASSERT_TRUE(strcmp(sl_policy_account_class_name(f), "fragile") == 0);
+    sl_policy_charge(st, f, 350000000, 1, 0, &d);
+    ASSERT_EQ(d.reason, SL_THROTTLE_CLASS_BUDGET);
+    ASSERT_EQ(d.throttle_ms, 50);
+    ASSERT_TRUE(d.uncapped_ms > 50);
+    sl_policy_account_put(st, f);
     sl_policy_account_put(st, a);
     sl_policy_state_free(st);
     sl_policy_free(pol);
@@ -1267,7 +1261,7 @@ SL_TEST_MAIN(SL_TEST(test_name_tables), SL_TEST(test_bucket_refill_burst),
              SL_TEST(test_class_borrow_and_giveback),
              SL_TEST(test_class_weighted_split),
              SL_TEST(test_class_ceiling_and_guarantee_floor),
-             SL_TEST(test_shed_order_and_pressure),
+             SL_TEST(test_shed_order_and_class_budget),
              SL_TEST(test_identity_precedence),
              SL_TEST(test_glob_longest_literal),
              SL_TEST(test_connect_grouping), SL_TEST(test_cidr_v4_v6),
