@@ -215,11 +215,6 @@ const char *sl_throttle_reason_name(sl_throttle_reason r)
 
 /* ---- class shares -------------------------------------------------------- */
 
-static double cap_eff(const sl_policy_state *st)
-{
-    return (double)st->pol->cap.bytes_per_sec;
-}
-
 static bool class_active(const sl_policy_state *st, const cstate *c,
                          int64_t now)
 {
@@ -235,9 +230,10 @@ static void shares_update(sl_policy_state *st, int64_t now)
     bool act[SL__MAX_CLASSES], all[SL__MAX_CLASSES];
     double share[SL__MAX_CLASSES], nominal[SL__MAX_CLASSES];
     const sl_policy *pol = st->pol;
+    const double cap = (double)pol->cap.bytes_per_sec;
     uint64_t mask = 0;
 
-    if (pol->cap.bytes_per_sec == 0)
+    if (cap == 0)
         return;
     for (size_t i = 0; i < st->n_classes; i++) {
         act[i] = class_active(st, &st->classes[i], now);
@@ -249,11 +245,11 @@ static void shares_update(sl_policy_state *st, int64_t now)
         return;
     st->active_mask = mask;
     st->dirty = false;
-    sl__waterfill(pol->classes, pol->n_classes, act, cap_eff(st), share);
-    sl__waterfill(pol->classes, pol->n_classes, all, cap_eff(st), nominal);
+    sl__waterfill(pol->classes, pol->n_classes, act, cap, share);
+    sl__waterfill(pol->classes, pol->n_classes, all, cap, nominal);
     bucket_refill(&st->parent, now);
-    bucket_set(&st->parent, cap_eff(st),
-               cap_eff(st) * (double)pol->cap.burst_ms / 1000.0);
+    bucket_set(&st->parent, cap,
+               cap * (double)pol->cap.burst_ms / 1000.0);
     for (size_t i = 0; i < st->n_classes; i++) {
         cstate *c = &st->classes[i];
         double rate = act[i] ? share[i] : nominal[i];
@@ -1009,7 +1005,6 @@ size_t sl_policy_pressure_tick(sl_policy_state *st, int64_t now,
         const sl_pressure_sample *x =
             i == 0 ? NULL : sample_of(s, n, b->id);
         sl_ctl_event ev;
-
         double m;
         bool held = false;
 

@@ -1228,7 +1228,6 @@ static void syntax_error(loader *ld, const json_error_t *je)
     sl_json_syntax_error(ld->err, ld->errlen, ld->name, je);
 }
 
-
 int sl_policy_load_string(const char *text, size_t len, const char *name,
                           sl_policy **out, char *err, size_t errlen)
 {

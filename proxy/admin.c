@@ -144,6 +144,23 @@ static void emit_pressure(sl_server *srv, sl_metrics *em)
     }
 }
 
+/* The pressure controller of upstream broker id; a view that is not
+ * limited and has no signal when there is none (no policy, or no traffic
+ * to the broker yet). */
+static void broker_pressure(sl_server *srv, int32_t id,
+                            sl_policy_pressure_view *v)
+{
+    for (size_t k = 0; srv->pstate &&
+                       k < sl_policy_pressure_count(srv->pstate);
+         k++)
+        if (sl_policy_pressure_at(srv->pstate, k, v) == 0 && v->broker == id)
+            return;
+    memset(v, 0, sizeof(*v));
+    v->broker = id;
+    v->reason = SL_THROTTLE_NONE;
+    v->signal = NAN;
+}
+
 static void collect(sl_server *srv, sl_metrics *em)
 {
     int64_t now_us = sl__now_us();
@@ -393,22 +410,13 @@ static json_t *status_json(sl_server *srv)
     }
     for (size_t i = 0; i < srv->up.n_brokers; i++) {
         sl_broker_stats *bs = &srv->up.brokers[i];
-        sl_policy_pressure_view pv = {.limited = false,
-                                      .reason = SL_THROTTLE_NONE,
-                                      .signal = NAN};
+        sl_policy_pressure_view pv;
         json_t *admitted = json_null();
         double p50 = sl_hist_quantile(&bs->latency, 0.5) * 1000.0;
         double p99 = sl_hist_quantile(&bs->latency, 0.99) * 1000.0;
         if (bs->id < 0)
             continue;
-        for (size_t k = 0; srv->pstate &&
-                           k < sl_policy_pressure_count(srv->pstate);
-             k++)
-            if (sl_policy_pressure_at(srv->pstate, k, &pv) == 0 &&
-                pv.broker == bs->id)
-                break;
-        if (pv.broker != bs->id)
-            pv.limited = false;
+        broker_pressure(srv, bs->id, &pv);
         if (pv.limited)
             admitted = json_real(pv.admitted_bps);
         json_array_append_new(
@@ -423,9 +431,7 @@ static json_t *status_json(sl_server *srv)
                       sl_throttle_reason_name(pv.limited ? pv.reason
                                                          : SL_THROTTLE_NONE),
                       "pressure_latency_ms",
-                      pv.broker == bs->id && !isnan(pv.signal)
-                          ? json_real(pv.signal)
-                          : json_null(),
+                      isnan(pv.signal) ? json_null() : json_real(pv.signal),
                       "throttle_ms_total", bs->throttle_ms_total,
                       "delivered_total", (json_int_t)bs->delivered,
                       "failed_total", (json_int_t)bs->failed));

@@ -876,7 +876,6 @@ static void syntax_error(loader *ld, const json_error_t *je)
     sl_json_syntax_error(ld->err, ld->err_len, ld->path, je);
 }
 
-
 int sl_config_load_file(sl_config *c, const char *path, char *err,
                         size_t err_len)
 {

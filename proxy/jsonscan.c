@@ -6,7 +6,6 @@
 #include "sluice/jsonscan.h"
 
 #include <stdio.h>
-
 #include <string.h>
 
 #define SCAN_MAX_NEST 2048 /* jansson's own nesting limit */

@@ -19,7 +19,8 @@
  * arena is given back to the kernel and the next request faults the same
  * pages in again: about 30,000 page faults a second at 1 KiB records over
  * 100 connections. Allocations below 1 MiB stay on the heap and up to
- * 8 MiB of free heap top is kept per arena: under 10 a second. An operator's own GLIBC_TUNABLES for malloc win. */
+ * 8 MiB of free heap top is kept per arena: under 10 a second. An
+ * operator's own GLIBC_TUNABLES for malloc win. */
 static void tune_malloc(void)
 {
 #if defined(__GLIBC__) && defined(M_TRIM_THRESHOLD) && defined(M_MMAP_THRESHOLD)

@@ -475,12 +475,10 @@ static void answer(sl_server *srv, sl_req *req,
         for (int32_t p = 0; p < t->n_partitions; p++) {
             sl_kafka_MetadataPartition *mp = &parts[n_parts];
             int32_t *id = &ids[n_parts++];
-            *id = node;
-            if (n_mapped > 0 && t->leaders != NULL) {
-                for (size_t k = 0; k < n_mapped; k++)
-                    if (mapped[k].node_id == t->leaders[p])
-                        *id = t->leaders[p];
-            }
+            *id = n_mapped > 0 && t->leaders != NULL &&
+                          sl__server_broker_listener(srv, t->leaders[p])
+                      ? t->leaders[p]
+                      : node;
             mp->partition_index = p;
             mp->leader_id = *id;
             mp->leader_epoch = -1;

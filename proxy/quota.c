@@ -37,13 +37,18 @@ int64_t sl__now_us(void)
 
 /* ---- muting ---------------------------------------------------------------- */
 
+static void conn_unmute(sl_conn *c)
+{
+    uv_timer_stop(&c->mute->timer);
+    c->muted = c->muted_by_pressure = false;
+    sl__conn_update_reading(c);
+}
+
 static void on_unmute(uv_timer_t *t)
 {
     sl_mute *m = t->data;
-    if (m->conn == NULL)
-        return;
-    m->conn->muted = false;
-    sl__conn_update_reading(m->conn);
+    if (m->conn != NULL)
+        conn_unmute(m->conn);
 }
 
 static void mute_closed(uv_handle_t *h)
@@ -292,11 +297,8 @@ static void on_pressure_tick(uv_timer_t *t)
          * would sit out the whole pause. */
         if (raised)
             for (sl_conn *c = srv->conns; c; c = c->next)
-                if (c->muted && c->muted_by_pressure && !c->closing) {
-                    uv_timer_stop(&c->mute->timer);
-                    c->muted = c->muted_by_pressure = false;
-                    sl__conn_update_reading(c);
-                }
+                if (c->muted && c->muted_by_pressure && !c->closing)
+                    conn_unmute(c);
     }
     sl_free(s);
 }

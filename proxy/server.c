@@ -174,6 +174,13 @@ static void on_connection(uv_stream_t *ls, int status)
     sl__conn_accept(srv, l);
 }
 
+static int sockaddr_port(const struct sockaddr_storage *ss)
+{
+    return ntohs(ss->ss_family == AF_INET6
+                     ? ((const struct sockaddr_in6 *)ss)->sin6_port
+                     : ((const struct sockaddr_in *)ss)->sin_port);
+}
+
 static int listener_open(sl_server *srv, sl_listener *l, int32_t broker,
                          int port)
 {
@@ -196,9 +203,7 @@ static int listener_open(sl_server *srv, sl_listener *l, int32_t broker,
         return rc;
     }
     if (uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&bound, &blen) == 0)
-        l->port = ntohs(bound.ss_family == AF_INET6
-                            ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                            : ((struct sockaddr_in *)&bound)->sin_port);
+        l->port = sockaddr_port(&bound);
     return 0;
 }
 
@@ -352,10 +357,7 @@ int sl_server_run(sl_config *cfg)
     srv->idem = sl_idem_new((int64_t)time(NULL) << 16, 15 * 60 * 1000);
 
     srv->listen_addr = ss;
-    if ((rc = listener_open(srv, &srv->listener, -1,
-                            ss.ss_family == AF_INET6
-                                ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-                                : ntohs(((struct sockaddr_in *)&ss)->sin_port))) !=
+    if ((rc = listener_open(srv, &srv->listener, -1, sockaddr_port(&ss))) !=
         0) {
         sl_error("listen on %s: %s", cfg->listen, uv_strerror(rc));
         exit_code = 1;

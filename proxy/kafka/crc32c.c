@@ -71,6 +71,32 @@ static inline uint64_t load64(const uint8_t *p)
     return v;
 }
 
+/* Whole rounds of three n-byte blocks, each in its own chain, combined
+ * through shift (the n-byte zero extension); advances *pp and *lenp. */
+__attribute__((target("sse4.2"))) static inline uint64_t
+crc_hw_rounds(uint64_t c, const uint8_t **pp, size_t *lenp, size_t n,
+              uint32_t shift[4][256])
+{
+    const uint8_t *p = *pp;
+    size_t len = *lenp;
+
+    while (len >= 3 * n) {
+        uint64_t c1 = 0, c2 = 0;
+        for (size_t i = 0; i < n; i += 8) {
+            c = __builtin_ia32_crc32di(c, load64(p + i));
+            c1 = __builtin_ia32_crc32di(c1, load64(p + n + i));
+            c2 = __builtin_ia32_crc32di(c2, load64(p + 2 * n + i));
+        }
+        c = shift_apply(shift, (uint32_t)c) ^ c1;
+        c = shift_apply(shift, (uint32_t)c) ^ c2;
+        p += 3 * n;
+        len -= 3 * n;
+    }
+    *pp = p;
+    *lenp = len;
+    return c;
+}
+
 __attribute__((target("sse4.2"))) static uint32_t
 crc_hw(uint32_t crc, const uint8_t *p, size_t len)
 {
@@ -82,31 +108,8 @@ crc_hw(uint32_t crc, const uint8_t *p, size_t len)
         c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
         len--;
     }
-    while (len >= 3 * STREAM_LONG) {
-        uint64_t c1 = 0, c2 = 0;
-        for (size_t i = 0; i < STREAM_LONG; i += 8) {
-            c = __builtin_ia32_crc32di(c, load64(p + i));
-            c1 = __builtin_ia32_crc32di(c1, load64(p + STREAM_LONG + i));
-            c2 = __builtin_ia32_crc32di(c2, load64(p + 2 * STREAM_LONG + i));
-        }
-        c = shift_apply(shift_long, (uint32_t)c) ^ c1;
-        c = shift_apply(shift_long, (uint32_t)c) ^ c2;
-        p += 3 * STREAM_LONG;
-        len -= 3 * STREAM_LONG;
-    }
-    while (len >= 3 * STREAM_SHORT) {
-        uint64_t c1 = 0, c2 = 0;
-        for (size_t i = 0; i < STREAM_SHORT; i += 8) {
-            c = __builtin_ia32_crc32di(c, load64(p + i));
-            c1 = __builtin_ia32_crc32di(c1, load64(p + STREAM_SHORT + i));
-            c2 = __builtin_ia32_crc32di(c2,
-                                        load64(p + 2 * STREAM_SHORT + i));
-        }
-        c = shift_apply(shift_short, (uint32_t)c) ^ c1;
-        c = shift_apply(shift_short, (uint32_t)c) ^ c2;
-        p += 3 * STREAM_SHORT;
-        len -= 3 * STREAM_SHORT;
-    }
+    c = crc_hw_rounds(c, &p, &len, STREAM_LONG, shift_long);
+    c = crc_hw_rounds(c, &p, &len, STREAM_SHORT, shift_short);
     while (len >= 8) {
         c = __builtin_ia32_crc32di(c, load64(p));
         p += 8;
