@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # Installs what Sluice needs to build and test, only what is missing:
-# Debian 12 packages via apt-get, and the npm packages of tests/js.
+# Debian 12 packages via apt-get, Apache Kafka's jars from Maven Central
+# (tests/kafka), and the npm packages of tests/js.
 # Idempotent; safe to run again. Uses sudo only when not root.
+#
+#   deploy/setup-deps.sh          everything the tests and benchmarks use
+#   deploy/setup-deps.sh --try    only what deploy/try.sh needs (no Java, no Kafka)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+full=1
+[ "${1:-}" = --try ] && full=0
 
 PKGS=(
   build-essential meson ninja-build pkg-config
@@ -25,6 +31,14 @@ done
 # Node.js: any installed node/npm will do (Debian's or NodeSource's).
 if ! command -v node >/dev/null 2>&1; then missing+=(nodejs); fi
 if ! command -v npm >/dev/null 2>&1; then missing+=(npm); fi
+# Java 17 and Maven for the real Kafka cluster, Kafka Connect and the Java
+# clients of the tests (any installed JDK 17+ and Maven will do).
+if [ $full = 1 ]; then
+  if ! command -v javac >/dev/null 2>&1; then missing+=(openjdk-17-jdk-headless); fi
+  if ! command -v mvn >/dev/null 2>&1; then missing+=(maven); fi
+  # tc and ip for the tests' own network namespaces.
+  if ! command -v tc >/dev/null 2>&1 || ! command -v ip >/dev/null 2>&1; then missing+=(iproute2); fi
+fi
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
@@ -32,6 +46,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Apache Kafka (broker, Connect, Java clients) from Maven Central, pinned by
+# tests/kafka/pom.xml, into the test cache.
+if [ $full = 1 ]; then
+  tests/kafka/fetch.sh >/dev/null
 fi
 
 # JavaScript test clients (kafkajs, playwright-core for the status page),

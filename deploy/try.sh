@@ -4,7 +4,7 @@
 # Extra arguments go to sluice (e.g. --listen 127.0.0.1:19092).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-deploy/setup-deps.sh
+deploy/setup-deps.sh --try
 if [ ! -d build ]; then meson setup build >/dev/null; fi
 ninja -C build sluice >/dev/null
 cat <<MSG

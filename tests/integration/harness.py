@@ -243,44 +243,73 @@ class Sluice:
 
 class Env:
     """What one test runs against. Attributes:
-      bootstrap  address clients use (sluice, or the mock in DIRECT mode)
-      upstream   the mock's bootstrap, for verification and steering
-      mock       Mock; sluice: Sluice or None in DIRECT mode
+      bootstrap  address clients use (sluice, or the upstream in DIRECT mode)
+      upstream   the upstream's bootstrap, for verification and steering
+      kind       "mock" (librdkafka's mock cluster), "kafka" (the suite's
+                 one-node Apache Kafka) or "kafka3" (its three-node one)
+      mock       Mock (kind "mock" only, else None)
+      cluster    kafka_cluster.KafkaCluster (kinds "kafka*" only, else None)
+      sluice     Sluice, or None in DIRECT mode
     """
 
-    def __init__(self, cfg, name, sluice_args=(), brokers=3):
+    def __init__(self, cfg, name, sluice_args=(), brokers=3, kind="mock", cluster=None):
         self.cfg = cfg
         self.name = name
+        self.kind = kind
         self.direct = cfg.direct
         self.logdir = cfg.logdir
         self.sluice = None
         self.sluice_args = list(sluice_args)
         self._serial = 0
-        self.mock = Mock(cfg.mock, os.path.join(cfg.logdir, name + ".mock.log"), brokers=brokers)
-        self.upstream = self.mock.bootstrap
+        self.mock = None
+        self.cluster = cluster
+        if kind == "mock":
+            self.mock = Mock(cfg.mock, os.path.join(cfg.logdir, name + ".mock.log"),
+                             brokers=brokers)
+            self.upstream = self.mock.bootstrap
+        else:
+            self.upstream = cluster.bootstrap
         try:
             if self.direct:
                 self.bootstrap = self.upstream
             else:
-                self.sluice = Sluice(cfg.sluice, self.upstream,
-                                     os.path.join(cfg.logdir, name + ".sluice.log"),
-                                     self.sluice_args)
-                self.bootstrap = self.sluice.addr
+                self.start_sluice()
         except BaseException:
-            self.mock.stop()
+            if self.mock:
+                self.mock.stop()
             raise
+
+    def start_sluice(self, args=None):
+        """(Re)starts sluice on a new port with the test's flags (or args)."""
+        self.sluice = Sluice(self.cfg.sluice, self.upstream,
+                             os.path.join(self.cfg.logdir, self.name + ".sluice.log"),
+                             self.sluice_args if args is None else args)
+        self.bootstrap = self.sluice.addr
+        return self.sluice
 
     @property
     def sluice_log(self):
         return self.sluice.logpath if self.sluice else None
 
-    def topic(self, hint="t", partitions=3, rf=None):
-        """A fresh topic, created in the mock before any client sees it."""
+    def topic(self, hint="t", partitions=3, rf=None, config=None):
+        """A fresh topic, created upstream before any client sees it (on a
+        real cluster: with a leader for every partition on every node)."""
         self._serial += 1
-        name = "%s-%s-%d-%04x" % (self.name.replace("_", "-")[:40], hint, self._serial,
-                                  random.getrandbits(16))
-        self.mock.create(name, partitions, rf)
+        base = self.name.replace("_", "-").replace("@", "-")
+        name = "%s-%s-%d-%04x" % (base[:40], hint, self._serial, random.getrandbits(16))
+        self.create_topic(name, partitions, rf, config)
         return name
+
+    def create_topic(self, name, partitions=3, rf=None, config=None):
+        if self.mock:
+            check(not config, "the mock has no topic configs")
+            self.mock.create(name, partitions, rf)
+        else:
+            self.cluster.create_topic(name, partitions, rf, config=config)
+
+    def require_mock(self, why="steers librdkafka's mock cluster"):
+        if not self.mock:
+            raise Skip(why)
 
     def kafka_addr(self, topic, partition):
         """Where a raw kwire request for topic/partition must go: sluice, or
@@ -300,7 +329,13 @@ class Env:
             if self.sluice:
                 self.sluice.stop()
         finally:
-            self.mock.stop()
+            if self.mock:
+                self.mock.stop()
+            if self.cluster:
+                # A test that stopped or killed a node leaves the cluster whole.
+                for n in self.cluster.nodes:
+                    if not n.alive():
+                        n.start()
 
 
 # ---------------------------------------------------------------------------
@@ -494,23 +529,35 @@ def log(msg):
 TESTS = []
 
 
-def test(name=None, direct=True, sluice_args=(), brokers=3, timeout=240):
+# Where a test can run: librdkafka's mock cluster (a fresh one per test), the
+# suite's one-node Apache Kafka, its three-node one (both shared by every test
+# of the run, each test on topics of its own). A test registered for several
+# runs once per upstream; names other than the mock's get "@kafka"/"@kafka3".
+UPSTREAMS = ("mock", "kafka", "kafka3")
+
+
+def test(name=None, direct=True, sluice_args=(), brokers=3, timeout=240, upstreams=("mock",)):
     """Registers fn(env) as a test.
 
-    direct: also meaningful in DIRECT mode (clients straight to the mock);
+    direct: also meaningful in DIRECT mode (clients straight to the upstream);
             False, or a string saying why, marks a proxy-only test, skipped there.
     sluice_args: extra sluice flags for this test.
     timeout: hard limit in seconds (the test's own deadlines come first).
+    upstreams: which of UPSTREAMS to run it against.
     """
     def deco(fn):
         register(name or fn.__name__, fn, direct=direct, sluice_args=sluice_args,
-                 brokers=brokers, timeout=timeout)
+                 brokers=brokers, timeout=timeout, upstreams=upstreams)
         return fn
     return deco
 
 
-def register(name, fn, direct=True, sluice_args=(), brokers=3, timeout=240):
-    if any(t["name"] == name for t in TESTS):
-        raise ValueError("duplicate test name %s" % name)
-    TESTS.append(dict(name=name, fn=fn, direct=direct, sluice_args=list(sluice_args),
-                      brokers=brokers, timeout=timeout))
+def register(name, fn, direct=True, sluice_args=(), brokers=3, timeout=240, upstreams=("mock",)):
+    for kind in upstreams:
+        if kind not in UPSTREAMS:
+            raise ValueError("test %s: unknown upstream %r" % (name, kind))
+        full = name if kind == "mock" else "%s@%s" % (name, kind)
+        if any(t["name"] == full for t in TESTS):
+            raise ValueError("duplicate test name %s" % full)
+        TESTS.append(dict(name=full, fn=fn, direct=direct, sluice_args=list(sluice_args),
+                          brokers=brokers, timeout=timeout, kind=kind))

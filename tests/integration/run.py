@@ -1,9 +1,16 @@
 #!/usr/bin/python3
-"""Sluice integration suite: real clients against the real daemon and
-librdkafka's mock cluster (tests/mock/sl_mock.c).
+"""Sluice integration suite: real clients against the real daemon, with
+librdkafka's mock cluster (tests/mock/sl_mock.c) and a real Apache Kafka 4
+cluster (tests/integration/kafka_cluster.py) upstream.
 
   /usr/bin/python3 tests/integration/run.py --sluice build/sluice \\
-      --mock build/tests/sl-mock [-k NAME ...] [--direct] [--logdir DIR] [--list]
+      --mock build/tests/sl-mock [-k NAME ...] [--upstreams mock,kafka,kafka3]
+      [--direct] [--logdir DIR] [--list]
+
+The mock is fresh for each test. The real clusters (one node, "kafka"; three
+nodes, "kafka3") are started once, when the first test that needs one runs,
+shared by all tests of that kind (each on topics of its own), and stopped
+when the last one is done: tests run grouped by upstream.
 
 Prints "ok NAME", "FAIL NAME: reason" (details indented below) or
 "skip NAME: reason" per test, then "RESULT <passed> <failed>". Exit status 1
@@ -35,6 +42,8 @@ import tests_policy  # noqa: E402,F401
 import tests_limits  # noqa: E402,F401
 import tests_admin  # noqa: E402,F401
 import tests_pressure  # noqa: E402,F401
+import tests_kafka  # noqa: E402,F401
+from kafka_cluster import KafkaCluster  # noqa: E402
 
 
 # confluent-kafka 1.7.0 (Debian 12) under Python 3.11 drops a few more
@@ -64,13 +73,22 @@ def main():
                     default=os.environ.get("SLUICE_DIRECT", "") not in ("", "0"),
                     help="clients talk straight to the mock (no sluice)")
     ap.add_argument("--logdir", help="where per-test logs go (default: a new temp dir)")
+    ap.add_argument("--upstreams", default=os.environ.get("SLUICE_UPSTREAMS", "mock,kafka,kafka3"),
+                    help="comma-separated upstream kinds to run: mock, kafka (one-node Apache "
+                         "Kafka), kafka3 (three nodes); default all")
     ap.add_argument("--list", action="store_true", help="list test names and exit")
     ap.add_argument("--all", action="store_true",
                     help="in DIRECT mode, run the proxy-only tests too (to see the mock's answers)")
     cfg = ap.parse_args()
 
+    kinds = [k for k in cfg.upstreams.split(",") if k]
+    for k in kinds:
+        if k not in harness.UPSTREAMS:
+            ap.error("unknown upstream %r (have %s)" % (k, ", ".join(harness.UPSTREAMS)))
     tests = [t for t in harness.TESTS
-             if not cfg.k or any(k in t["name"] for k in cfg.k)]
+             if t["kind"] in kinds and (not cfg.k or any(k in t["name"] for k in cfg.k))]
+    order = {k: i for i, k in enumerate(harness.UPSTREAMS)}
+    tests.sort(key=lambda t: order[t["kind"]])  # stable: registration order within a kind
     if cfg.list:
         for t in tests:
             print(t["name"] + ("" if t["direct"] is True else "  (proxy-only)"))
@@ -93,8 +111,38 @@ def main():
     passed = failed = skipped = 0
     timings = []
     t_all = time.monotonic()
+    clusters = {}  # kind -> KafkaCluster, or the error that kept it from starting
+    left = {}
+    for t in tests:
+        left[t["kind"]] = left.get(t["kind"], 0) + 1
+
+    def cluster_for(kind):
+        if kind == "mock":
+            return None
+        if kind not in clusters:
+            t0 = time.monotonic()
+            nodes = 3 if kind == "kafka3" else 1
+            c = KafkaCluster(root=os.path.join(cfg.logdir, kind), nodes=nodes,
+                             heap_mb=320 if nodes > 1 else 512, name=kind)
+            signal.alarm(300)
+            try:
+                clusters[kind] = c.start()
+                print("# %s: %d-node Apache Kafka at %s, started in %.1fs; logs in %s"
+                      % (kind, nodes, c.bootstrap, time.monotonic() - t0, c.root))
+            except Exception as e:  # noqa: BLE001 - every test of the kind fails with it
+                c.stop()
+                clusters[kind] = "could not start the %s cluster: %s" % (kind, e)
+            finally:
+                signal.alarm(0)
+            sys.stdout.flush()
+        c = clusters[kind]
+        if isinstance(c, str):
+            raise TestFailure(c)
+        return c
+
     for t in tests:
         name = t["name"]
+        left[t["kind"]] -= 1
         if cfg.direct and t["direct"] is not True and not cfg.all:
             print("skip %s: %s" % (name, t["direct"] or "proxy-only"))
             skipped += 1
@@ -102,9 +150,18 @@ def main():
         t0 = time.monotonic()
         err = None
         env = None
+        try:
+            cluster = cluster_for(t["kind"])
+        except TestFailure as e:
+            print("FAIL %s: %s" % (name, str(e).splitlines()[0]))
+            for line in str(e).splitlines()[1:30]:
+                print("    " + line)
+            failed += 1
+            continue
         signal.alarm(t["timeout"])
         try:
-            env = Env(cfg, name, sluice_args=t["sluice_args"], brokers=t["brokers"])
+            env = Env(cfg, name, sluice_args=t["sluice_args"], brokers=t["brokers"],
+                      kind=t["kind"], cluster=cluster)
             t["fn"](env)
         except Skip as e:
             err = "skip"
@@ -148,7 +205,12 @@ def main():
                 print("    sluice log: %s" % env.sluice_log)
             failed += 1
         sys.stdout.flush()
+        if left[t["kind"]] == 0 and isinstance(clusters.get(t["kind"]), KafkaCluster):
+            clusters.pop(t["kind"]).stop()
 
+    for c in clusters.values():
+        if isinstance(c, KafkaCluster):
+            c.stop()
     with open(os.path.join(cfg.logdir, "timings.txt"), "w") as f:
         for dt, name in sorted(timings, reverse=True):
             f.write("%7.2f %s\n" % (dt, name))

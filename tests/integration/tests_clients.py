@@ -21,6 +21,8 @@ JS_DIR = os.path.join(ROOT, "tests", "js")
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 N_RECORDS = 200
 PARTITIONS = 3
+# Every client case runs against the mock and the one-node Apache Kafka.
+BOTH = ("mock", "kafka")
 
 
 def seed_of(*parts):
@@ -74,7 +76,8 @@ def make_confluent_test(acks, codec):
 
 for _acks in ("0", "1", "all"):
     for _codec in CODECS:
-        register("librdkafka_acks%s_%s" % (_acks, _codec), make_confluent_test(_acks, _codec))
+        register("librdkafka_acks%s_%s" % (_acks, _codec), make_confluent_test(_acks, _codec),
+                 upstreams=BOTH)
 
 # ---------------------------------------------------------------------------
 # b) kafka-python 2.0.2 (pure Python; guesses the broker version from
@@ -121,7 +124,7 @@ MOCK_ACKS0 = "the mock answers acks=0 Produce requests, which kafka-python treat
 for _acks in (0, 1, "all"):
     for _codec in CODECS:
         register("kafka_python_acks%s_%s" % (_acks, _codec), make_kafka_python_test(_acks, _codec),
-                 direct=True if _acks else MOCK_ACKS0)
+                 direct=True if _acks else MOCK_ACKS0, upstreams=BOTH)
 
 # ---------------------------------------------------------------------------
 # c) kafkajs (tests/js/produce.js)
@@ -166,7 +169,8 @@ def make_kafkajs_test(acks, codec):
 
 for _acks in (-1, 1, 0):
     for _codec in ("none", "gzip", "snappy"):
-        register("kafkajs_acks%s_%s" % (_acks, _codec), make_kafkajs_test(_acks, _codec))
+        register("kafkajs_acks%s_%s" % (_acks, _codec), make_kafkajs_test(_acks, _codec),
+                 upstreams=BOTH)
 
 # ---------------------------------------------------------------------------
 # d) kcat: -K key delimiter, -H headers, -p partition, -z codec, -X acks
@@ -208,6 +212,6 @@ def make_kcat_test(acks, codec):
 
 
 for _codec in CODECS:
-    register("kcat_acksall_%s" % _codec, make_kcat_test("all", _codec))
-register("kcat_acks0_none", make_kcat_test("0", "none"))
-register("kcat_acks1_lz4", make_kcat_test("1", "lz4"))
+    register("kcat_acksall_%s" % _codec, make_kcat_test("all", _codec), upstreams=BOTH)
+register("kcat_acks0_none", make_kcat_test("0", "none"), upstreams=BOTH)
+register("kcat_acks1_lz4", make_kcat_test("1", "lz4"), upstreams=BOTH)
