@@ -631,6 +631,62 @@ static void answer_unserved(sl_conn *c, sl_req *req, const sl_kafka_api *api)
     sl__req_answer(req, buf, len);
 }
 
+/* FindCoordinator: Sluice coordinates nothing. A transactional producer
+ * asks for its transaction coordinator first; it gets the non-retriable
+ * TRANSACTIONAL_ID_AUTHORIZATION_FAILED with a message at once (Java and
+ * librdkafka make it a fatal error), not an answer it retries until its
+ * own time-out. Groups keep UNSUPPORTED_VERSION: they are the cluster's. */
+static void answer_find_coordinator(sl_conn *c, sl_req *req)
+{
+    static const char txn_msg[] =
+        "Sluice does not serve transactions: transactional producers must "
+        "write to the Kafka cluster directly";
+    static const char group_msg[] =
+        "Sluice is a produce proxy: consumer groups are served by the "
+        "Kafka cluster";
+    sl_kafka_FindCoordinatorRequest body;
+    int16_t ver = req->hdr.api_version;
+    sl_rd r = sl_rd_init(req->frame + req->hdr.len,
+                         req->frame_len - req->hdr.len);
+    bool txn;
+    int16_t err;
+    sl_wr w;
+    size_t start, len;
+    uint8_t *buf;
+
+    if (sl_kafka_FindCoordinatorRequest_decode(&r, ver, &body) != 0) {
+        sl_warn("conn %llu %s (client.id \"%s\"): malformed FindCoordinator "
+                "v%d (or more than %d keys); disconnecting",
+                (unsigned long long)c->id, c->peer, c->client_id, ver,
+                SL_KAFKA_FIND_COORDINATOR_MAX_KEYS);
+        req->close_after = true;
+        sl__req_answer(req, NULL, 0);
+        return;
+    }
+    txn = body.key_type == SL_KAFKA_COORDINATOR_TRANSACTION;
+    err = txn ? SL_KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+              : SL_KERR_UNSUPPORTED_VERSION;
+    sl_log(c->unserved_logged ? SL_LOG_DEBUG : SL_LOG_WARN,
+           "conn %llu %s (client.id \"%s\"): FindCoordinator v%d for %s "
+           "\"%.*s\"%s: %s; answered %s",
+           (unsigned long long)c->id, c->peer, c->client_id, ver,
+           txn ? "transactional.id" : "group",
+           body.n_keys > 0 ? (int)(body.keys[0].len < 0 ? 0 : body.keys[0].len)
+                           : 0,
+           body.n_keys > 0 && body.keys[0].p ? body.keys[0].p : "",
+           body.n_keys > 1 ? " and others" : "", txn ? txn_msg : group_msg,
+           sl_kafka_err_name(err));
+    c->unserved_logged = true;
+    sl_wr_init(&w, 128);
+    start = sl_kafka_resp_hdr_encode(&w, SL_KAFKA_FIND_COORDINATOR, ver,
+                                     req->hdr.correlation_id);
+    sl_kafka_FindCoordinatorResponse_encode(&w, ver, &body, err,
+                                            SL_KSTR(txn ? txn_msg : group_msg));
+    sl_kafka_frame_end(&w, start);
+    buf = sl_wr_release(&w, &len);
+    sl__req_answer(req, buf, len);
+}
+
 /* Takes ownership of frame. */
 static void dispatch(sl_conn *c, uint8_t *frame, size_t len, sl_slab *slab)
 {
@@ -706,6 +762,9 @@ static void dispatch(sl_conn *c, uint8_t *frame, size_t len, sl_slab *slab)
         return;
     case SL_KAFKA_INIT_PRODUCER_ID:
         answer_init_producer_id(srv, req);
+        return;
+    case SL_KAFKA_FIND_COORDINATOR:
+        answer_find_coordinator(c, req);
         return;
     default:
         answer_unserved(c, req, api);

@@ -322,6 +322,34 @@ int sl_kafka_InitProducerIdResponse_decode(sl_rd *r, int16_t ver,
 void sl_kafka_InitProducerIdResponse_encode(
     sl_wr *w, int16_t ver, const sl_kafka_InitProducerIdResponse *m);
 
+/* ---- FindCoordinator (key 10, v0-v4) ------------------------------ */
+
+/* Sluice coordinates nothing; it decodes FindCoordinator only to refuse
+ * transactions at once and by name (a producer's first request for a
+ * transactional.id), instead of an answer the client retries until its
+ * time-out. v4+ (KIP-699) batches keys; at most this many are answered. */
+#define SL_KAFKA_FIND_COORDINATOR_MAX_KEYS 32
+
+enum { SL_KAFKA_COORDINATOR_GROUP = 0, SL_KAFKA_COORDINATOR_TRANSACTION = 1 };
+
+typedef struct sl_kafka_FindCoordinatorRequest {
+    int8_t key_type; /* v1+; v0 asks for a group */
+    int32_t n_keys;  /* v0-v3: 1 */
+    sl_kstr keys[SL_KAFKA_FIND_COORDINATOR_MAX_KEYS]; /* point into the frame */
+} sl_kafka_FindCoordinatorRequest;
+
+/* SL_E_UNSUPPORTED for more than SL_KAFKA_FIND_COORDINATOR_MAX_KEYS keys. */
+int sl_kafka_FindCoordinatorRequest_decode(sl_rd *r, int16_t ver,
+                                           sl_kafka_FindCoordinatorRequest *m);
+void sl_kafka_FindCoordinatorRequest_encode(
+    sl_wr *w, int16_t ver, const sl_kafka_FindCoordinatorRequest *m);
+
+/* The answer to `req`: no coordinator (node -1, host "", port -1) and
+ * error_code with error_message (nullable) for every key. */
+void sl_kafka_FindCoordinatorResponse_encode(
+    sl_wr *w, int16_t ver, const sl_kafka_FindCoordinatorRequest *req,
+    int16_t error_code, sl_kstr error_message);
+
 /* ---- Error responses for APIs Sluice does not serve ---------------- */
 
 /* Appends a well-formed body (no header) of the response to (api_key,

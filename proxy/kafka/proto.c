@@ -23,9 +23,10 @@
  * Advertised rows carry the range Sluice advertises (PROTOCOL.md):
  * Produce 0-11 (v0-2 are answered with an error, but the range must start
  * at 0 or librdkafka <= 2.11 silently stops compressing), Metadata 0-12,
- * ApiVersions 0-3, InitProducerId 0-4, and, never served but needed by
- * librdkafka's feature detection (MsgVer2, zstd, LZ4), Fetch 0-12 and
- * FindCoordinator 0-4. The other rows carry the range Kafka's schema
+ * ApiVersions 0-3, InitProducerId 0-4, and, needed by librdkafka's
+ * feature detection (MsgVer2, zstd, LZ4), Fetch 0-12 (never served) and
+ * FindCoordinator 0-4 (served only with a refusal: Sluice coordinates no
+ * group or transaction). The other rows carry the range Kafka's schema
  * defines: it picks the header version and bounds the error templates.
  *
  * Columns: X(key, name, min, max, first flexible version, advertised,
@@ -42,7 +43,7 @@
     X( 7, ControlledShutdown,          0,  3,  3, 0, 0)                   \
     X( 8, OffsetCommit,                0,  9,  8, 0, 0)                   \
     X( 9, OffsetFetch,                 0,  9,  6, 0, 0)                   \
-    X(10, FindCoordinator,             0,  4,  3, 1, 0)                   \
+    X(10, FindCoordinator,             0,  4,  3, 1, 1)                   \
     X(11, JoinGroup,                   0,  9,  6, 0, 0)                   \
     X(12, Heartbeat,                   0,  4,  4, 0, 0)                   \
     X(13, LeaveGroup,                  0,  5,  4, 0, 0)                   \
@@ -1082,6 +1083,88 @@ void sl_kafka_ProduceResponse_free(sl_kafka_ProduceResponse *m)
 }
 
 /* ---- InitProducerId (key 22) ---------------------------------------- */
+
+/* ---- FindCoordinator ------------------------------------------------ */
+
+int sl_kafka_FindCoordinatorRequest_decode(sl_rd *r, int16_t ver,
+                                           sl_kafka_FindCoordinatorRequest *m)
+{
+    bool flex = sl_kafka_is_flexible(SL_KAFKA_FIND_COORDINATOR, ver);
+    int32_t n;
+
+    memset(m, 0, sizeof *m);
+    if (!served_version(SL_KAFKA_FIND_COORDINATOR, ver))
+        return SL_E_UNSUPPORTED;
+    if (ver <= 3) {
+        m->keys[0] = sl_rd_kstr(r, flex);
+        m->n_keys = 1;
+    }
+    if (ver >= 1)
+        m->key_type = sl_rd_i8(r);
+    if (ver >= 4) {
+        n = sl_rd_array_len(r, flex, 1);
+        SL_RD_CHECK(r);
+        if (n > SL_KAFKA_FIND_COORDINATOR_MAX_KEYS)
+            return SL_E_UNSUPPORTED;
+        m->n_keys = n < 0 ? 0 : n;
+        for (int32_t i = 0; i < m->n_keys; i++)
+            m->keys[i] = sl_rd_kstr(r, flex);
+    }
+    rd_tags(r, flex);
+    SL_RD_CHECK(r);
+    return 0;
+
+err_parse:
+    m->n_keys = 0;
+    return r->err;
+}
+
+void sl_kafka_FindCoordinatorRequest_encode(
+    sl_wr *w, int16_t ver, const sl_kafka_FindCoordinatorRequest *m)
+{
+    bool flex = sl_kafka_is_flexible(SL_KAFKA_FIND_COORDINATOR, ver);
+
+    if (ver <= 3)
+        sl_wr_kstr(w, m->n_keys > 0 ? m->keys[0] : SL_KSTR(""), flex);
+    if (ver >= 1)
+        sl_wr_i8(w, m->key_type);
+    if (ver >= 4) {
+        sl_wr_array_len(w, m->n_keys, flex);
+        for (int32_t i = 0; i < m->n_keys; i++)
+            sl_wr_kstr(w, m->keys[i], flex);
+    }
+    sl_wr_tags_empty(w, flex);
+}
+
+void sl_kafka_FindCoordinatorResponse_encode(
+    sl_wr *w, int16_t ver, const sl_kafka_FindCoordinatorRequest *req,
+    int16_t error_code, sl_kstr error_message)
+{
+    bool flex = sl_kafka_is_flexible(SL_KAFKA_FIND_COORDINATOR, ver);
+
+    if (ver >= 1)
+        sl_wr_i32(w, 0); /* throttle_time_ms */
+    if (ver <= 3) {
+        sl_wr_i16(w, error_code);
+        if (ver >= 1)
+            sl_wr_kstr(w, error_message, flex);
+        sl_wr_i32(w, -1); /* node_id */
+        sl_wr_kstr(w, SL_KSTR(""), flex);
+        sl_wr_i32(w, -1); /* port */
+    } else {
+        sl_wr_array_len(w, req->n_keys, flex);
+        for (int32_t i = 0; i < req->n_keys; i++) {
+            sl_wr_kstr(w, req->keys[i], flex);
+            sl_wr_i32(w, -1);
+            sl_wr_kstr(w, SL_KSTR(""), flex);
+            sl_wr_i32(w, -1);
+            sl_wr_i16(w, error_code);
+            sl_wr_kstr(w, error_message, flex);
+            sl_wr_tags_empty(w, flex);
+        }
+    }
+    sl_wr_tags_empty(w, flex);
+}
 
 int sl_kafka_InitProducerIdRequest_decode(sl_rd *r, int16_t ver,
                                           sl_kafka_InitProducerIdRequest *m)

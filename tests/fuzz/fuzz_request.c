@@ -85,6 +85,19 @@ static void fuzz_body(int16_t key, int16_t ver, const uint8_t *body,
                sl_kafka_ProduceResponse_free(&m1),
                sl_kafka_ProduceResponse_free(&m2));
         break;
+    case SL_KAFKA_FIND_COORDINATOR: {
+        /* Decoded to refuse transactions; the answer must encode too. */
+        sl_kafka_FindCoordinatorRequest fc;
+        sl_rd r = sl_rd_init(body, len);
+        sl_wr w;
+        if (sl_kafka_FindCoordinatorRequest_decode(&r, ver, &fc) == 0) {
+            sl_wr_init(&w, 64);
+            sl_kafka_FindCoordinatorResponse_encode(&w, ver, &fc, 53,
+                                                    SL_KSTR("x"));
+            sl_wr_free(&w);
+        }
+        break;
+    }
     case SL_KAFKA_INIT_PRODUCER_ID:
         STABLE(InitProducerIdRequest, ver, body, len, (void)0, (void)0);
         STABLE(InitProducerIdResponse, ver, body, len, (void)0, (void)0);

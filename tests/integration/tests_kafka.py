@@ -1,2 +1,273 @@
 """Tests that need a real Apache Kafka upstream (kafka_cluster.py): what
-librdkafka's mock cannot show."""
+librdkafka's mock cannot show.
+
+  - a leader killed with SIGKILL and restarted under idempotent load, and a
+    leader moved by reassignment plus a preferred election: every
+    acknowledged record upstream exactly once, production resumes by itself;
+  - a real broker quota on Sluice's own upstream client.id shows up as
+    broker_throttle pressure and throttle hints to the clients;
+  - transactional producers get a fast, clear refusal.
+
+The Java clients, Kafka Connect and the other registry clients are in
+tests_realclients.py.
+"""
+
+import os
+import re
+import threading
+import time
+import urllib.request
+
+import kwire
+from harness import (check, eq, fail, free_port, log, read_upstream, register, total_high,
+                     wait_for)
+from tests_policy import MIB, Flood, policy_file
+from tests_pressure import IDEMPOTENT, THR_POLICY
+
+
+def exactly_once(env, topic, partitions, acked, sent_values, what):
+    """Every acknowledged value is upstream exactly once, nothing upstream
+    was never sent, and each partition holds its values in send order."""
+    got = read_upstream(env.upstream, topic, partitions, timeout=90)
+    seen = {}
+    for p, recs in got.items():
+        for r in recs:
+            seen.setdefault(r.value, []).append(p)
+    dups = {v: ps for v, ps in seen.items() if len(ps) > 1}
+    missing = [v for v in acked if v not in seen]
+    strangers = [v for v in seen if v not in sent_values]
+    total = sum(len(v) for v in got.values())
+    log("%s: %d sent, %d acknowledged, %d upstream, %d duplicated, %d acknowledged "
+        "but missing" % (what, len(sent_values), len(acked), total, len(dups), len(missing)))
+    check(not missing, "%d acknowledged records missing upstream, e.g. %r"
+          % (len(missing), sorted(missing)[:3]))
+    check(not dups, "%d records upstream more than once, e.g. %r"
+          % (len(dups), sorted(dups)[:3]))
+    check(not strangers, "records upstream that were never sent: %r" % strangers[:3])
+    for p, recs in got.items():
+        seq = [int(r.value.split(b"-")[2]) for r in recs]
+        check(seq == sorted(seq), "partition %d is out of send order" % p)
+    return got
+
+
+class SeqProducer(threading.Thread):
+    """An idempotent librdkafka producer writing numbered values
+    ("seq-<partition>-<n>") round robin over the partitions as fast as it
+    is let, until stop() or `limit` records; keeps what was acknowledged."""
+
+    def __init__(self, bootstrap, topic, partitions, limit, conf=None, client_id="seq"):
+        super().__init__(daemon=True)
+        from confluent_kafka import Producer
+        self.topic, self.partitions, self.limit = topic, partitions, limit
+        c = {"bootstrap.servers": bootstrap, "client.id": client_id,
+             "enable.idempotence": True, "linger.ms": 5, "message.timeout.ms": 120000,
+             "retry.backoff.ms": 100, "reconnect.backoff.max.ms": 500,
+             "queue.buffering.max.messages": 20000, "log_level": 3}
+        c.update(conf or {})
+        self.p = Producer(c)
+        self.sent = []
+        self.acked = set()
+        self.errors = []
+        self._stop = threading.Event()
+
+    def _dr(self, err, msg):
+        if err is None:
+            self.acked.add(msg.value())
+        else:
+            self.errors.append("%s [%d]: %s" % (msg.topic(), msg.partition(), err))
+
+    def run(self):
+        i = 0
+        while not self._stop.is_set() and i < self.limit:
+            part = i % self.partitions
+            v = b"seq-%d-%07d" % (part, i)
+            try:
+                self.p.produce(self.topic, value=v, partition=part, on_delivery=self._dr)
+                self.sent.append(v)
+                i += 1
+            except BufferError:
+                self.p.poll(0.05)
+            self.p.poll(0)
+            if i % 50 == 0:
+                time.sleep(0.002)  # a steady stream, not one burst
+        self.left = self.p.flush(150)
+
+    def stop(self):
+        self._stop.set()
+        self.join(200)
+        check(not self.is_alive(), "producer did not finish")
+        return self.left
+
+
+def wait_acked(prod, n, timeout, what):
+    wait_for(lambda: len(prod.acked) >= n, timeout,
+             lambda: "%d acknowledged %s (have %d; errors %s)"
+             % (n, what, len(prod.acked), prod.errors[:2]), interval=0.1)
+
+
+# ---------------------------------------------------------------------------
+# A leader killed with SIGKILL, then restarted, under idempotent load
+
+
+def test_leader_killed_and_restarted(env):
+    c = env.cluster
+    topic = env.topic("kill", 3, rf=3)
+    leader = c.leaders(topic)[0]
+    prod = SeqProducer(env.bootstrap, topic, 3, 10 ** 6)
+    prod.start()
+    wait_acked(prod, 3000, 60, "records before the kill")
+    t_kill = time.monotonic()
+    c.node(leader).kill()
+    log("killed node %d (leader of partition 0) after %d acknowledged"
+        % (leader, len(prod.acked)))
+    # Leadership moves once the controller notices (broker.session.timeout.ms).
+    wait_for(lambda: c.leaders(topic).get(0, -1) not in (-1, leader), 60,
+             "partition 0 to get a new leader")
+    log("new leader %d after %.1fs" % (c.leaders(topic)[0], time.monotonic() - t_kill))
+    n = len(prod.acked)
+    wait_acked(prod, n + 3000, 90, "records after the kill")
+    log("production resumed %.1fs after the kill" % (time.monotonic() - t_kill))
+    c.node(leader).start()
+    log("node %d back after %.1fs" % (leader, time.monotonic() - t_kill))
+    n = len(prod.acked)
+    wait_acked(prod, n + 3000, 90, "records after the restart")
+    left = prod.stop()
+    eq(left, 0, "records still queued after flush")
+    check(not prod.errors, "delivery errors: %s" % prod.errors[:3])
+    exactly_once(env, topic, 3, prod.acked, set(prod.sent), "kill -9 of the leader")
+
+
+register("leader_killed_and_restarted", test_leader_killed_and_restarted, direct=True,
+         timeout=420, upstreams=("kafka3",))
+
+
+# ---------------------------------------------------------------------------
+# A leader moved to another broker (reassignment + preferred election)
+
+
+def test_leader_moved(env):
+    c = env.cluster
+    topic = env.topic("move", 3, rf=2)
+    before = c.leaders(topic)
+    prod = SeqProducer(env.bootstrap, topic, 3, 10 ** 6)
+    prod.start()
+    wait_acked(prod, 3000, 60, "records before the move")
+    # Partition 0 onto the two brokers that are not its leader now, the
+    # first of them preferred: its leader must change.
+    old = before[0]
+    new_replicas = [b for b in (1, 2, 3) if b != old]
+    t_move = time.monotonic()
+    c.reassign(topic, {0: new_replicas})
+    c.elect_preferred(topic, 0)
+    wait_for(lambda: c.leaders(topic).get(0) == new_replicas[0], 60,
+             "partition 0 led by node %d" % new_replicas[0])
+    log("partition 0: leader %d -> %d in %.1fs" % (old, new_replicas[0],
+                                                  time.monotonic() - t_move))
+    n = len(prod.acked)
+    wait_acked(prod, n + 3000, 90, "records after the move")
+    left = prod.stop()
+    eq(left, 0, "records still queued after flush")
+    check(not prod.errors, "delivery errors: %s" % prod.errors[:3])
+    exactly_once(env, topic, 3, prod.acked, set(prod.sent), "leader move")
+
+
+register("leader_moved", test_leader_moved, direct=True, timeout=360, upstreams=("kafka3",))
+
+
+# ---------------------------------------------------------------------------
+# A real broker quota on Sluice's own producer
+
+
+QUOTA_HTTP = free_port()
+
+
+def test_broker_quota_reaches_clients(env):
+    """Kafka's own client quota (producer_byte_rate on client.id "sluice",
+    Sluice's upstream producer) makes the broker answer with
+    throttle_time_ms and mute the connection: Sluice turns that into
+    broker_throttle pressure and throttle hints to the clients writing to
+    that broker; without the quota, the limit goes away."""
+    c = env.cluster
+    topic = env.topic("quota", 3)
+    metrics_url = "http://127.0.0.1:%d/metrics" % QUOTA_HTTP
+    fl = None
+    try:
+        c.set_client_quota("sluice", 512 * 1024)
+        fl = Flood("librdkafka", env.bootstrap, "backfill", topic, pace_bps=3 * MIB,
+                   partitions=3, conf=IDEMPOTENT)
+
+        def throttled():
+            with urllib.request.urlopen(metrics_url, timeout=5) as r:
+                text = r.read().decode()
+            return re.search(r'sluice_connector_throttle_events_total\{connector="backfill",'
+                             r'class="elastic",reason="broker_throttle"\} ([1-9]\d*)', text)
+        m = wait_for(throttled, 40, "a broker_throttle throttle for the client", interval=0.25)
+        log("broker_throttle throttles: %s" % m.group(1))
+        with kwire.Conn(env.bootstrap, timeout=30) as conn:
+            conn.metadata([topic])
+            hints = []
+            for i in range(40):
+                batch = kwire.record_batch([kwire.Record(b"k", b"x" * 20000)])
+                res = conn.request(kwire.PRODUCE, 7,
+                                   kwire.produce_request(7, [(topic, [(0, batch)])], -1, 30000))
+                eq(res["topics"][topic][0]["error_code"], 0, "probe produce error")
+                hints.append(res["throttle_time_ms"])
+                if res["throttle_time_ms"] > 0:
+                    break
+        log("throttle_time_ms in answers: %s" % hints)
+        check(max(hints) > 0, "no throttle_time_ms in Produce answers: %s" % hints)
+        text = open(env.sluice_log, "rb").read().decode("utf-8", "replace")
+        check(re.search(r"pressure: broker 1 limited \(broker_throttle", text),
+              "the episode was not logged with reason broker_throttle")
+        c.set_client_quota("sluice", None)
+        wait_for(lambda: "pressure: broker 1 recovered" in open(
+            env.sluice_log, "rb").read().decode("utf-8", "replace"), 60,
+            "the limit to go away", interval=0.5)
+        errs = fl.stop()
+        check(not errs, "producer errors: %s" % errs[:3])
+        probes = len(hints)
+        wait_for(lambda: total_high(env.upstream, topic, 3) >= fl.acked + probes, 30,
+                 "acknowledged records upstream")
+        eq(total_high(env.upstream, topic, 3), fl.acked + probes,
+           "records upstream (acknowledged by Sluice)")
+        fl = None
+    finally:
+        if fl is not None:
+            fl.stop()
+        c.set_client_quota("sluice", None)
+
+
+register("broker_quota_reaches_clients", test_broker_quota_reaches_clients, direct=False,
+         sluice_args=["--policy", THR_POLICY, "--http.listen", "127.0.0.1:%d" % QUOTA_HTTP],
+         timeout=240, upstreams=("kafka",))
+
+
+# ---------------------------------------------------------------------------
+# Transactions: refused at once, clearly
+
+
+def test_transactional_librdkafka_refused(env):
+    """librdkafka's transactional producer (FindCoordinator for the
+    transaction, then InitProducerId with the transactional.id) fails
+    init_transactions() fast with a fatal, non-retriable error."""
+    from confluent_kafka import KafkaException, Producer
+    env.require_proxy("a real broker serves transactions")
+    p = Producer({"bootstrap.servers": env.bootstrap, "transactional.id": "sluice-it-txn",
+                  "log_level": 0})
+    t0 = time.monotonic()
+    try:
+        p.init_transactions(30)
+        fail("init_transactions() through Sluice succeeded")
+    except KafkaException as e:
+        err = e.args[0]
+        dt = time.monotonic() - t0
+        log("init_transactions: %s after %.2fs (fatal %s, retriable %s)"
+            % (err, dt, err.fatal(), err.retriable()))
+        check(dt < 5, "refusal took %.1fs, not immediate" % dt)
+        check(not err.retriable(), "the refusal is retriable: %s" % err)
+        check(err.fatal() or err.txn_requires_abort() is False,
+              "the refusal is neither fatal nor final: %s" % err)
+
+
+register("transactional_librdkafka_refused", test_transactional_librdkafka_refused,
+         direct=False, timeout=90, upstreams=("kafka",))

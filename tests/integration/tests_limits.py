@@ -11,7 +11,7 @@ from tests_clients import produce_confluent
 
 @test(direct=False, timeout=180,
       sluice_args=["--limits.max_inflight_requests=1", "--limits.max_inflight_bytes=1024",
-                   "--limits.memory_budget_bytes=1048576"])
+                   "--limits.memory_budget_bytes=1048576"], upstreams=("mock", "kafka"))
 def limits_slow_down_not_fail(env):
     """One request in flight per connection and a 1 MiB memory budget, while
     a producer sends 6,000 records of up to ~1 KiB in large batches: reads
@@ -28,7 +28,7 @@ def limits_slow_down_not_fail(env):
           "the memory budget never paused and resumed reading")
 
 
-@test(direct=False, timeout=60, sluice_args=["--limits.max_connections=2"])
+@test(direct=False, timeout=60, sluice_args=["--limits.max_connections=2"], upstreams=("mock", "kafka"))
 def limits_connections_wait(env):
     """At limits.max_connections a new connection waits (it is not accepted,
     so not refused) and is served as soon as another one closes."""

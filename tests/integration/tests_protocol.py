@@ -8,7 +8,7 @@ import time
 import kwire
 from harness import (Rec, by_partition, check, compare_partitions, eq, fail, log, read_upstream,
                      test, total_high, verify_upstream, wait_for)
-from tests_clients import produce_confluent
+from tests_clients import BOTH, produce_confluent
 
 # ---------------------------------------------------------------------------
 # helpers
@@ -76,7 +76,7 @@ def assert_serving(env, what):
 
 
 @test(direct="the librdkafka 2.0.2 mock appends a re-sent idempotent batch again "
-             "instead of answering with the original offset")
+             "instead of answering with the original offset", upstreams=BOTH)
 def client_idempotence_kwire(env):
     topic = env.topic("cidem", 1)
     with kwire.Conn(env.kafka_addr(topic, 0)) as c:
@@ -174,7 +174,8 @@ def gzip_bomb_payload():
     return _BOMB
 
 
-@test(direct=False, sluice_args=["--limits.max_request_bytes=1048576"], timeout=240)
+@test(direct=False, sluice_args=["--limits.max_request_bytes=1048576"], timeout=240,
+      upstreams=BOTH)
 def malformed_input(env):
     topic = env.topic("bad", 1)
     bg_topic = env.topic("bg", 2)
@@ -375,7 +376,7 @@ def pipelined_requests_in_order(env):
 # j) ApiVersions
 
 
-@test(direct="the librdkafka 2.0.2 mock stops at ApiVersions v2")
+@test(direct="the librdkafka 2.0.2 mock stops at ApiVersions v2", upstreams=BOTH)
 def api_versions_negotiation(env):
     with kwire.Conn(env.bootstrap) as c:
         for v in (0, 1, 2, 3):
@@ -409,7 +410,7 @@ def api_versions_negotiation(env):
         eq(c.api_versions(3)["error_code"], 0, "ApiVersions v3 after the v99 retry")
 
 
-@test(direct="the librdkafka 2.0.2 mock stops at ApiVersions v2")
+@test(direct="the librdkafka 2.0.2 mock stops at ApiVersions v2", upstreams=BOTH)
 def api_versions_bad_software_name(env):
     with kwire.Conn(env.bootstrap) as c:
         body = kwire.compact_string("bad name!") + kwire.compact_string("1.0") + kwire.NO_TAGS
@@ -424,7 +425,7 @@ def api_versions_bad_software_name(env):
 # Produce to a topic that exists upstream, without asking for Metadata first
 
 
-@test()
+@test(upstreams=BOTH)
 def produce_without_metadata_first(env):
     """A broker takes a Produce for an existing topic whatever the client
     asked before. Real clients always send Metadata first, so a proxy may
@@ -456,7 +457,7 @@ def produce_without_metadata_first(env):
 # Metadata v1/v9 answers naming the broker(s) clients must connect to
 
 
-@test()
+@test(upstreams=BOTH)
 def kwire_produce_versions(env):
     topic = env.topic("kw", 2)
     sent = []

@@ -491,7 +491,7 @@ static void test_api_table_advertised(void)
         {SL_KAFKA_PRODUCE, 0, 11, true},
         {SL_KAFKA_FETCH, 0, 12, false},
         {SL_KAFKA_METADATA, 0, 12, true},
-        {SL_KAFKA_FIND_COORDINATOR, 0, 4, false},
+        {SL_KAFKA_FIND_COORDINATOR, 0, 4, true}, /* with a refusal */
         {SL_KAFKA_API_VERSIONS, 0, 3, true},
         {SL_KAFKA_INIT_PRODUCER_ID, 0, 4, true},
     };
@@ -1632,6 +1632,112 @@ static void test_init_producer_id_bytes(void)
     sl_wr_free(&w);
 }
 
+/* ---- FindCoordinator: decoded only to refuse transactions by name ---- */
+
+static void test_find_coordinator_request_bytes(void)
+{
+    /* v0: key "g" (a group). */
+    static const uint8_t v0[] = {0x00, 0x01, 'g'};
+    /* v2 (librdkafka's transactional producer): key "tx", key_type 1. */
+    static const uint8_t v2[] = {0x00, 0x02, 't', 'x', 0x01};
+    /* v3 flexible: compact key "tx", key_type 1, no tags. */
+    static const uint8_t v3[] = {0x03, 't', 'x', 0x01, 0x00};
+    /* v4 (Java 3.x/4.x, KIP-699): key_type 1, keys ["tx", "ab"], no tags. */
+    static const uint8_t v4[] = {0x01, 0x03, 0x03, 't', 'x', 0x03, 'a', 'b',
+                                 0x00};
+    sl_kafka_FindCoordinatorRequest m;
+    sl_rd r;
+    sl_wr w;
+
+    r = sl_rd_init(v0, sizeof v0);
+    ASSERT_EQ(sl_kafka_FindCoordinatorRequest_decode(&r, 0, &m), 0);
+    ASSERT_EQ(m.key_type, SL_KAFKA_COORDINATOR_GROUP);
+    ASSERT_EQ(m.n_keys, 1);
+    ASSERT_KSTREQ(m.keys[0], "g");
+    r = sl_rd_init(v2, sizeof v2);
+    ASSERT_EQ(sl_kafka_FindCoordinatorRequest_decode(&r, 2, &m), 0);
+    ASSERT_EQ(m.key_type, SL_KAFKA_COORDINATOR_TRANSACTION);
+    ASSERT_KSTREQ(m.keys[0], "tx");
+    r = sl_rd_init(v3, sizeof v3);
+    ASSERT_EQ(sl_kafka_FindCoordinatorRequest_decode(&r, 3, &m), 0);
+    ASSERT_EQ(m.key_type, SL_KAFKA_COORDINATOR_TRANSACTION);
+    ASSERT_KSTREQ(m.keys[0], "tx");
+    r = sl_rd_init(v4, sizeof v4);
+    ASSERT_EQ(sl_kafka_FindCoordinatorRequest_decode(&r, 4, &m), 0);
+    ASSERT_EQ(m.key_type, SL_KAFKA_COORDINATOR_TRANSACTION);
+    ASSERT_EQ(m.n_keys, 2);
+    ASSERT_KSTREQ(m.keys[0], "tx");
+    ASSERT_KSTREQ(m.keys[1], "ab");
+    sl_wr_init(&w, 0);
+    sl_kafka_FindCoordinatorRequest_encode(&w, 4, &m);
+    ASSERT_BYTES(w.buf, w.len, v4);
+    w.len = 0;
+    m.n_keys = 1;
+    sl_kafka_FindCoordinatorRequest_encode(&w, 2, &m);
+    ASSERT_BYTES(w.buf, w.len, v2);
+    sl_wr_free(&w);
+    /* Truncated anywhere: an error, never a read past the end. */
+    for (size_t n = 0; n < sizeof v4; n++) {
+        r = sl_rd_init(v4, n);
+        ASSERT_NE(sl_kafka_FindCoordinatorRequest_decode(&r, 4, &m), 0);
+    }
+    /* More keys than answered: refused, not truncated silently. */
+    {
+        uint8_t many[2 + 2 * (SL_KAFKA_FIND_COORDINATOR_MAX_KEYS + 1) + 1];
+        size_t k = 0;
+        many[k++] = 1;
+        many[k++] = SL_KAFKA_FIND_COORDINATOR_MAX_KEYS + 2;
+        for (int i = 0; i <= SL_KAFKA_FIND_COORDINATOR_MAX_KEYS; i++) {
+            many[k++] = 0x02;
+            many[k++] = 'k';
+        }
+        many[k++] = 0;
+        r = sl_rd_init(many, k);
+        ASSERT_EQ(sl_kafka_FindCoordinatorRequest_decode(&r, 4, &m),
+                  SL_E_UNSUPPORTED);
+    }
+    r = sl_rd_init(v0, sizeof v0);
+    ASSERT_EQ(sl_kafka_FindCoordinatorRequest_decode(&r, 5, &m),
+              SL_E_UNSUPPORTED);
+}
+
+static void test_find_coordinator_response_bytes(void)
+{
+    /* v2: throttle 0, error 53, message "no", node -1, host "", port -1. */
+    static const uint8_t v2[] = {0, 0, 0, 0, 0x00, 0x35, 0x00, 0x02, 'n', 'o',
+                                 0xff, 0xff, 0xff, 0xff, 0x00, 0x00,
+                                 0xff, 0xff, 0xff, 0xff};
+    /* v0: error 53, node -1, host "", port -1. */
+    static const uint8_t v0[] = {0x00, 0x35, 0xff, 0xff, 0xff, 0xff, 0x00,
+                                 0x00, 0xff, 0xff, 0xff, 0xff};
+    /* v4: throttle 0, one coordinator {key "tx", node -1, host "",
+     * port -1, error 53, message "no", tags}, tags. */
+    static const uint8_t v4[] = {0, 0, 0, 0, 0x02, 0x03, 't', 'x',
+                                 0xff, 0xff, 0xff, 0xff, 0x01,
+                                 0xff, 0xff, 0xff, 0xff, 0x00, 0x35,
+                                 0x03, 'n', 'o', 0x00, 0x00};
+    sl_kafka_FindCoordinatorRequest req = {SL_KAFKA_COORDINATOR_TRANSACTION,
+                                           1, {SL_KSTR("tx")}};
+    sl_wr w;
+
+    sl_wr_init(&w, 0);
+    sl_kafka_FindCoordinatorResponse_encode(
+        &w, 2, &req, SL_KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+        SL_KSTR("no"));
+    ASSERT_BYTES(w.buf, w.len, v2);
+    w.len = 0;
+    sl_kafka_FindCoordinatorResponse_encode(
+        &w, 0, &req, SL_KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+        SL_KSTR("no"));
+    ASSERT_BYTES(w.buf, w.len, v0);
+    w.len = 0;
+    sl_kafka_FindCoordinatorResponse_encode(
+        &w, 4, &req, SL_KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+        SL_KSTR("no"));
+    ASSERT_BYTES(w.buf, w.len, v4);
+    sl_wr_free(&w);
+}
+
 /* ---- error-response templates ----------------------------------------- */
 
 /*
@@ -2131,5 +2237,7 @@ SL_TEST_MAIN(SL_TEST(test_api_table_matches_schemas),
              SL_TEST(test_produce_response_bytes),
              SL_TEST(test_init_producer_id_roundtrip),
              SL_TEST(test_init_producer_id_bytes),
+             SL_TEST(test_find_coordinator_request_bytes),
+             SL_TEST(test_find_coordinator_response_bytes),
              SL_TEST(test_error_templates_walk),
              SL_TEST(test_error_template_bytes))
