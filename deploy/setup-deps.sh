@@ -52,6 +52,8 @@ fi
 # tests/kafka/pom.xml, into the test cache.
 if [ $full = 1 ]; then
   tests/kafka/fetch.sh >/dev/null
+  # franz-go (Go module proxy), confluent-kafka 2.x and aiokafka (PyPI).
+  deploy/setup-clients.sh
 fi
 
 # JavaScript test clients (kafkajs, playwright-core for the status page),

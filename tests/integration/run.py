@@ -43,6 +43,7 @@ import tests_limits  # noqa: E402,F401
 import tests_admin  # noqa: E402,F401
 import tests_pressure  # noqa: E402,F401
 import tests_kafka  # noqa: E402,F401
+import tests_realclients  # noqa: E402,F401
 from kafka_cluster import KafkaCluster  # noqa: E402
 
 

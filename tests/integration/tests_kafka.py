@@ -68,7 +68,7 @@ class SeqProducer(threading.Thread):
         self.sent = []
         self.acked = set()
         self.errors = []
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def _dr(self, err, msg):
         if err is None:
@@ -78,7 +78,7 @@ class SeqProducer(threading.Thread):
 
     def run(self):
         i = 0
-        while not self._stop.is_set() and i < self.limit:
+        while not self._halt.is_set() and i < self.limit:
             part = i % self.partitions
             v = b"seq-%d-%07d" % (part, i)
             try:
@@ -93,7 +93,7 @@ class SeqProducer(threading.Thread):
         self.left = self.p.flush(150)
 
     def stop(self):
-        self._stop.set()
+        self._halt.set()
         self.join(200)
         check(not self.is_alive(), "producer did not finish")
         return self.left
