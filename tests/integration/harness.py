@@ -530,10 +530,12 @@ TESTS = []
 
 
 # Where a test can run: librdkafka's mock cluster (a fresh one per test), the
-# suite's one-node Apache Kafka, its three-node one (both shared by every test
-# of the run, each test on topics of its own). A test registered for several
-# runs once per upstream; names other than the mock's get "@kafka"/"@kafka3".
-UPSTREAMS = ("mock", "kafka", "kafka3")
+# suite's one-node Apache Kafka, its three-node one, and a one-node one in a
+# network namespace of the suite's own behind a veth that tests can cap with
+# tc (kafkanet; needs root). The real clusters are shared by every test of
+# their kind, each test on topics of its own. A test registered for several
+# runs once per upstream; names other than the mock's get "@<kind>".
+UPSTREAMS = ("mock", "kafka", "kafka3", "kafkanet")
 
 
 def test(name=None, direct=True, sluice_args=(), brokers=3, timeout=240, upstreams=("mock",)):

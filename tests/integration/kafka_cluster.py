@@ -106,6 +106,76 @@ def wait_for(cond, timeout, what, interval=0.1):
         time.sleep(interval)
 
 
+class NetNS:
+    """A network namespace of the test's own, reached from the host over a
+    veth pair with a /30 of 10.201.0.0/16, whose host end can be capped with
+    tc (tbf: a token bucket whose queue makes the delay grow with the load,
+    as on a saturated broker; this kernel has no netem). Needs root. Only
+    the namespace's own interfaces and the host end of its veth are touched.
+    """
+
+    def __init__(self, tag="k"):
+        n = (os.getpid() % 16000) * 4
+        self.name = "sluice-%s-%d" % (tag, os.getpid())
+        self.host_if = "slh%d" % os.getpid()
+        self.ns_if = "sln%d" % os.getpid()
+        base = "10.201.%d.%d" % (n // 256 % 256, n % 256)
+        self.host_addr = base[:base.rindex(".") + 1] + str(n % 256 + 1)
+        self.addr = base[:base.rindex(".") + 1] + str(n % 256 + 2)
+        self.capped = None
+
+    def _ip(self, *args):
+        p = subprocess.run(["ip"] + list(args), capture_output=True, text=True, timeout=30)
+        if p.returncode != 0:
+            raise ClusterError("ip %s: %s" % (" ".join(args), p.stderr.strip()))
+
+    def create(self):
+        self.destroy()
+        self._ip("netns", "add", self.name)
+        try:
+            self._ip("link", "add", self.host_if, "type", "veth", "peer", "name", self.ns_if)
+            self._ip("link", "set", self.ns_if, "netns", self.name)
+            self._ip("addr", "add", self.host_addr + "/30", "dev", self.host_if)
+            self._ip("link", "set", self.host_if, "up")
+            self._ip("-n", self.name, "addr", "add", self.addr + "/30", "dev", self.ns_if)
+            self._ip("-n", self.name, "link", "set", self.ns_if, "up")
+            self._ip("-n", self.name, "link", "set", "lo", "up")
+        except ClusterError:
+            self.destroy()
+            raise
+        return self
+
+    def destroy(self):
+        subprocess.run(["ip", "link", "del", self.host_if], capture_output=True, timeout=30)
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=30)
+
+    def prefix(self):
+        return ["ip", "netns", "exec", self.name]
+
+    def cap(self, bytes_per_sec, queue_ms=2000):
+        """Caps host -> namespace traffic (what Sluice writes to the broker)
+        at bytes_per_sec with a queue of up to queue_ms before drops."""
+        bits = int(bytes_per_sec * 8)
+        burst = max(16384, int(bytes_per_sec / 100))  # 10 ms of tokens
+        p = subprocess.run(["tc", "qdisc", "replace", "dev", self.host_if, "root", "tbf",
+                            "rate", "%dbit" % bits, "burst", str(burst),
+                            "latency", "%dms" % queue_ms],
+                           capture_output=True, text=True, timeout=30)
+        if p.returncode != 0:
+            raise ClusterError("tc tbf on %s: %s" % (self.host_if, p.stderr.strip()))
+        self.capped = bytes_per_sec
+
+    def uncap(self):
+        subprocess.run(["tc", "qdisc", "del", "dev", self.host_if, "root"],
+                       capture_output=True, timeout=30)
+        self.capped = None
+
+    def tc_stats(self):
+        p = subprocess.run(["tc", "-s", "qdisc", "show", "dev", self.host_if],
+                           capture_output=True, text=True, timeout=30)
+        return p.stdout.strip()
+
+
 class Node:
     """One broker+controller process of the cluster."""
 
@@ -114,7 +184,9 @@ class Node:
         self.id = node_id
         self.port = free_port()
         self.controller_port = free_port()
-        self.host = "127.0.0.1"
+        # In a network namespace the broker listens on the namespace's end
+        # of the veth; its controller stays on the namespace's own loopback.
+        self.host = cluster.netns.addr if cluster.netns else "127.0.0.1"
         self.dir = os.path.join(cluster.root, "node%d" % node_id)
         self.data = os.path.join(self.dir, "data")
         self.props = os.path.join(self.dir, "server.properties")
@@ -188,7 +260,8 @@ class Node:
         log = open(self.logpath, "ab")
         log.write(("### start %d\n" % self.starts).encode())
         log.flush()
-        cmd = java_cmd(self.cluster.heap_mb) + [
+        prefix = self.cluster.netns.prefix() if self.cluster.netns else []
+        cmd = prefix + java_cmd(self.cluster.heap_mb) + [
             "-cp", self.cluster.classpath,
             "-Dlog4j2.configurationFile=" + self.cluster.log4j,
             "kafka.Kafka", self.props]
@@ -226,8 +299,10 @@ class Node:
 
 
 class KafkaCluster:
-    def __init__(self, root=None, nodes=1, heap_mb=384, extra_props=None, name="kafka"):
+    def __init__(self, root=None, nodes=1, heap_mb=384, extra_props=None, name="kafka",
+                 netns=None):
         self.name = name
+        self.netns = netns  # NetNS (created) or None: every node in it
         self._own_root = root is None
         self.root = root or tempfile.mkdtemp(prefix="sluice-%s-" % name)
         self.heap_mb = heap_mb
@@ -278,6 +353,8 @@ class KafkaCluster:
                     n.proc.wait(30)
                 except subprocess.TimeoutExpired:
                     n.kill()
+        if self.netns:  # the cluster owns its namespace
+            self.netns.destroy()
         if os.environ.get("SLUICE_KEEP_KAFKA"):
             return
         if self._own_root:

@@ -44,7 +44,7 @@ import tests_admin  # noqa: E402,F401
 import tests_pressure  # noqa: E402,F401
 import tests_kafka  # noqa: E402,F401
 import tests_realclients  # noqa: E402,F401
-from kafka_cluster import KafkaCluster  # noqa: E402
+from kafka_cluster import KafkaCluster, NetNS  # noqa: E402
 
 
 # confluent-kafka 1.7.0 (Debian 12) under Python 3.11 drops a few more
@@ -74,9 +74,11 @@ def main():
                     default=os.environ.get("SLUICE_DIRECT", "") not in ("", "0"),
                     help="clients talk straight to the mock (no sluice)")
     ap.add_argument("--logdir", help="where per-test logs go (default: a new temp dir)")
-    ap.add_argument("--upstreams", default=os.environ.get("SLUICE_UPSTREAMS", "mock,kafka,kafka3"),
+    ap.add_argument("--upstreams",
+                    default=os.environ.get("SLUICE_UPSTREAMS", ",".join(harness.UPSTREAMS)),
                     help="comma-separated upstream kinds to run: mock, kafka (one-node Apache "
-                         "Kafka), kafka3 (three nodes); default all")
+                         "Kafka), kafka3 (three nodes), kafkanet (one node in a network "
+                         "namespace, root only); default all")
     ap.add_argument("--list", action="store_true", help="list test names and exit")
     ap.add_argument("--all", action="store_true",
                     help="in DIRECT mode, run the proxy-only tests too (to see the mock's answers)")
@@ -123,15 +125,18 @@ def main():
         if kind not in clusters:
             t0 = time.monotonic()
             nodes = 3 if kind == "kafka3" else 1
-            c = KafkaCluster(root=os.path.join(cfg.logdir, kind), nodes=nodes,
-                             heap_mb=320 if nodes > 1 else 512, name=kind)
+            c = None
             signal.alarm(300)
             try:
+                ns = NetNS(kind).create() if kind == "kafkanet" else None
+                c = KafkaCluster(root=os.path.join(cfg.logdir, kind), nodes=nodes,
+                                 heap_mb=320 if nodes > 1 else 512, name=kind, netns=ns)
                 clusters[kind] = c.start()
                 print("# %s: %d-node Apache Kafka at %s, started in %.1fs; logs in %s"
                       % (kind, nodes, c.bootstrap, time.monotonic() - t0, c.root))
             except Exception as e:  # noqa: BLE001 - every test of the kind fails with it
-                c.stop()
+                if c is not None:
+                    c.stop()
                 clusters[kind] = "could not start the %s cluster: %s" % (kind, e)
             finally:
                 signal.alarm(0)

@@ -50,8 +50,9 @@ WANT = {"elastic": 3 * MIB, "bounded": 1.5 * MIB, "fragile": 1 * MIB}
 OTHER = 3 * MIB
 
 
-def scrape():
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % HTTP_PORT, timeout=5) as r:
+def scrape(port=None):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % (port or HTTP_PORT),
+                                timeout=5) as r:
         text = r.read().decode()
     out = {}
     for m in re.finditer(r'^sluice_broker_class_bytes_total\{broker="(\d+)",class="(\w+)"\} (\S+)$',
@@ -63,11 +64,12 @@ def scrape():
 class Sampler:
     """Admitted bytes per (broker, class) every 250 ms, with timestamps."""
 
-    def __init__(self):
+    def __init__(self, port=None):
         self.pts = []
+        self.port = port
 
     def sample(self):
-        self.pts.append((time.monotonic(), scrape()[0]))
+        self.pts.append((time.monotonic(), scrape(self.port)[0]))
 
     def run_for(self, seconds):
         end = time.monotonic() + seconds
