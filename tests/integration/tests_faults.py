@@ -150,7 +150,7 @@ def broker_down_then_up(env):
 # k) SIGTERM while a producer is mid-stream: acknowledged means upstream
 
 
-@test(direct=False, timeout=240)
+@test(direct=False, timeout=240, upstreams=("mock", "kafka"))
 def sigterm_under_load(env):
     from confluent_kafka import Producer
     topic = env.topic("term", 3)
