@@ -185,6 +185,22 @@ logger.reflections.level=ERROR
 """
 
 
+EXAMPLE_PROPERTIES = os.path.join(ROOT, "deploy", "connect-worker.example.properties")
+
+
+def read_properties(path):
+    """key=value lines of a Java properties file (no continuations)."""
+    out = {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line[0] in "#!":
+                continue
+            k, _, v = line.partition("=")
+            out[k.strip()] = v.strip()
+    return out
+
+
 class ConnectWorker:
     """A Kafka Connect distributed worker (a group of one) whose source task
     producers go to producer_bootstrap while everything else of the worker
@@ -237,9 +253,14 @@ class ConnectWorker:
         raise last
 
     def _config(self):
+        """deploy/connect-worker.example.properties (the README's example),
+        with this worker's addresses, names and the settings of a test
+        worker on a one-node cluster on top."""
         n = self.name
-        props = {
+        props = read_properties(EXAMPLE_PROPERTIES)
+        props.update({
             "bootstrap.servers": self.kafka_bootstrap,
+            "producer.bootstrap.servers": self.producer_bootstrap or self.kafka_bootstrap,
             "group.id": n,
             "config.storage.topic": n + "-configs",
             "offset.storage.topic": n + "-offsets",
@@ -249,9 +270,6 @@ class ConnectWorker:
             "status.storage.replication.factor": 1,
             "offset.storage.partitions": 1,
             "status.storage.partitions": 1,
-            "key.converter": BYTES_CONVERTER,
-            "value.converter": BYTES_CONVERTER,
-            "header.converter": BYTES_CONVERTER,
             "listeners": "http://127.0.0.1:%d" % self.port,
             "rest.advertised.host.name": "127.0.0.1",
             "rest.advertised.port": self.port,
@@ -262,8 +280,7 @@ class ConnectWorker:
             "offset.flush.interval.ms": 1000,
             # A group of one: no waiting for a departed member to come back.
             "scheduled.rebalance.max.delay.ms": 0,
-            "producer.bootstrap.servers": self.producer_bootstrap or self.kafka_bootstrap,
-        }
+        })
         for k, v in self.producer_props.items():
             props["producer." + k] = v
         props.update(self.worker_props)

@@ -182,7 +182,7 @@ class Node:
     def __init__(self, cluster, node_id):
         self.cluster = cluster
         self.id = node_id
-        self.port = free_port()
+        self.port = cluster.base_port + node_id - 1 if cluster.base_port else free_port()
         self.controller_port = free_port()
         # In a network namespace the broker listens on the namespace's end
         # of the veth; its controller stays on the namespace's own loopback.
@@ -300,8 +300,9 @@ class Node:
 
 class KafkaCluster:
     def __init__(self, root=None, nodes=1, heap_mb=384, extra_props=None, name="kafka",
-                 netns=None):
+                 netns=None, base_port=None):
         self.name = name
+        self.base_port = base_port  # node N listens on base_port + N - 1 (None: free ports)
         self.netns = netns  # NetNS (created) or None: every node in it
         self._own_root = root is None
         self.root = root or tempfile.mkdtemp(prefix="sluice-%s-" % name)
@@ -493,3 +494,30 @@ class KafkaCluster:
                          "--bootstrap-server", self.live_bootstrap(),
                          "--election-type", "PREFERRED", "--topic", topic,
                          "--partition", str(partition))
+
+
+def main():
+    """Runs a cluster in the foreground until SIGINT/SIGTERM (deploy/try.sh
+    --kafka): prints "BOOTSTRAP <addresses>" once every node serves."""
+    import argparse
+    ap = argparse.ArgumentParser(description="A local Apache Kafka (KRaft) for trying Sluice")
+    ap.add_argument("--nodes", type=int, default=1)
+    ap.add_argument("--port", type=int, default=None, help="first node's port (default: free)")
+    ap.add_argument("--dir", default=None, help="data and logs (default: a new temp folder)")
+    a = ap.parse_args()
+    c = KafkaCluster(root=a.dir, nodes=a.nodes, base_port=a.port, heap_mb=512, name="try")
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    signal.signal(signal.SIGINT, lambda *_: stop.append(1))
+    try:
+        c.start()
+        print("BOOTSTRAP %s" % c.bootstrap, flush=True)
+        print("kafka: %d node(s), logs in %s" % (a.nodes, c.root), flush=True)
+        while not stop and all(n.alive() for n in c.nodes):
+            time.sleep(0.2)
+    finally:
+        c.stop()
+
+
+if __name__ == "__main__":
+    main()
