@@ -188,11 +188,12 @@ def nothing_lost(env, floods_topics):
 
 # ---------------------------------------------------------------------------
 
-QUOTA_FILE = policy_file("quota", two_connectors("1MiB", "4MiB"))
-# kafka-python 2.0.2 reaches only about 2.2 MiB/s of 1 KiB records when it
-# writes straight to the suite's real broker on this 2-core machine (62 MiB/s
-# for librdkafka), so against the real cluster its quota is 1.5 MiB/s.
-QUOTA_FILE_KAFKA = policy_file("quota-kafka", two_connectors("1MiB", "1536KiB"))
+# kafka-python 2.0.2 computes CRC-32C in pure Python: flat out it writes about
+# 2.5 MiB/s of 1 KiB records straight to the mock on one of these machines
+# (2.2 MiB/s to the real broker; 62 MiB/s for librdkafka), and what it
+# reaches depends on the machine's CPU. Its quota is 1.5 MiB/s, which it
+# can exceed everywhere, so the quota is what holds it.
+QUOTA_FILE = policy_file("quota", two_connectors("1MiB", "1536KiB"))
 
 
 def make_quotas_test(fast_mib):
@@ -226,10 +227,8 @@ def make_quotas_test(fast_mib):
     return fn
 
 
-register("policy_quotas_hold", make_quotas_test(4.0), direct=False,
-         sluice_args=["--policy", QUOTA_FILE], timeout=180)
 register("policy_quotas_hold", make_quotas_test(1.5), direct=False,
-         sluice_args=["--policy", QUOTA_FILE_KAFKA], timeout=180, upstreams=("kafka",))
+         sluice_args=["--policy", QUOTA_FILE], timeout=180, upstreams=("mock", "kafka"))
 
 
 CLASS_FILE = policy_file("classes", {
