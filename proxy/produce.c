@@ -315,8 +315,12 @@ static void set_error(ppart *pp, int16_t err, const char *msg)
     }
 }
 
-/* Parses and validates every batch of one partition into *out (grown as
- * needed). Returns the number of batches, or -1 with pp->error set. */
+/* Parses and validates the record set of one partition into *out (grown
+ * as needed). As a broker does for Produce v3+ (every version Sluice
+ * serves): exactly one record batch (none, or a second one, is
+ * INVALID_RECORD), and zstd only from Produce v7
+ * (UNSUPPORTED_COMPRESSION_TYPE). Returns the number of batches (1), or -1
+ * with pp->error set. */
 static int parse_batches(sl_produce *pr, ppart *pp, sl_kstr records,
                          pbatch **out, size_t *cap)
 {
@@ -325,7 +329,9 @@ static int parse_batches(sl_produce *pr, ppart *pp, sl_kstr records,
     int n = 0, rc;
 
     if (records.len <= 0) {
-        set_error(pp, SL_KERR_CORRUPT_MESSAGE, "no record batch");
+        set_error(pp, SL_KERR_INVALID_RECORD,
+                  "Produce v3 and later carry exactly one record batch per "
+                  "partition; this one has none");
         return -1;
     }
     for (;;) {
@@ -340,6 +346,12 @@ static int parse_batches(sl_produce *pr, ppart *pp, sl_kstr records,
         rc = sl_batch_next(&r, &pb->b);
         if (rc == 1)
             break;
+        if (rc == 0 && n > 0) {
+            set_error(pp, SL_KERR_INVALID_RECORD,
+                      "Produce v3 and later carry exactly one record batch per "
+                      "partition; this one has more");
+            return -1;
+        }
         if (rc == SL_E_UNSUPPORTED) {
             set_error(pp, SL_KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT,
                       "only record batch format v2 (magic 2) is supported");
@@ -357,6 +369,11 @@ static int parse_batches(sl_produce *pr, ppart *pp, sl_kstr records,
             (SL_BATCH_ATTR_TRANSACTIONAL | SL_BATCH_ATTR_CONTROL)) {
             set_error(pp, SL_KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
                       "transactional batches are not supported by Sluice");
+            return -1;
+        }
+        if (sl_batch_codec(&pb->b) == SL_CODEC_ZSTD && pr->version < 7) {
+            set_error(pp, SL_KERR_UNSUPPORTED_COMPRESSION_TYPE,
+                      "zstd-compressed batches need Produce v7 or later");
             return -1;
         }
         if (sl_batch_codec(&pb->b) != SL_CODEC_NONE) {
@@ -424,7 +441,9 @@ static int parse_batches(sl_produce *pr, ppart *pp, sl_kstr records,
         n++;
     }
     if (n == 0) {
-        set_error(pp, SL_KERR_CORRUPT_MESSAGE, "no record batch");
+        set_error(pp, SL_KERR_INVALID_RECORD,
+                  "Produce v3 and later carry exactly one record batch per "
+                  "partition; this one has none");
         return -1;
     }
     return n;

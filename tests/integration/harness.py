@@ -160,6 +160,11 @@ class Sluice:
             self.addr = "127.0.0.1:%d" % self.port
             argv = [path, "--listen", self.addr, "--upstream", upstream,
                     "--log_level", "debug"] + list(args)
+            # The operator surface defaults to 127.0.0.1:9644, which another
+            # Sluice on the machine (a second suite, a leftover) may hold:
+            # tests that do not choose a port get a free one.
+            if not any(a == "--http.listen" or a.startswith("--http.listen=") for a in args):
+                argv += ["--http.listen", "127.0.0.1:0"]
             self.argv = argv
             # A fresh log per test (a stale sanitizer report must not count).
             self.log = open(logpath, "ab" if attempt else "wb")

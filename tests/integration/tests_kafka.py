@@ -456,3 +456,55 @@ def test_java_idempotent_leader_killed(env):
 
 register("java_idempotent_leader_killed", test_java_idempotent_leader_killed, direct=True,
          timeout=420, upstreams=("kafka3",))
+
+
+# ---------------------------------------------------------------------------
+# What a broker refuses, Sluice refuses the same way (issue 12, item 8)
+
+
+def test_broker_refusals_differential(env):
+    """The same Produce requests sent straight to the broker and through
+    Sluice get the same per-partition error code: two record batches for
+    one partition (v3+: exactly one; INVALID_RECORD), an empty record set
+    (INVALID_RECORD), zstd below Produce v7 (UNSUPPORTED_COMPRESSION_TYPE),
+    a bad CRC (CORRUPT_MESSAGE); and, as controls, zstd at v7 and one batch
+    at v3 and v9 (accepted)."""
+    import zstandard
+    topic = env.topic("refuse", 1)
+
+    def batch(v, base_offset=0):
+        return kwire.record_batch([kwire.Record(b"k", v)], base_offset=base_offset)
+
+    raw = kwire.encode_record(kwire.Record(b"k", b"zstd"), 0)
+    zstd = kwire.record_batch([kwire.Record(b"k", b"zstd")], codec=4,
+                              payload=zstandard.ZstdCompressor().compress(raw))
+    cases = [
+        ("two batches, v7", 7, batch(b"a") + batch(b"b", 1)),
+        ("two batches, v9", 9, batch(b"c") + batch(b"d", 1)),
+        ("empty record set, v7", 7, b""),
+        ("zstd, v6", 6, zstd),
+        ("zstd, v3", 3, zstd),
+        ("zstd, v7", 7, zstd),
+        ("bad CRC, v7", 7, kwire.record_batch([kwire.Record(b"k", b"x")], bad_crc=True)),
+        ("one batch, v3", 3, batch(b"e")),
+        ("one batch, v9", 9, batch(b"f")),
+    ]
+    leader = kwire.leader_addr(env.upstream, topic, 0)
+    diffs = []
+    for what, version, records in cases:
+        codes = []
+        for addr in (leader, env.bootstrap):
+            with kwire.Conn(addr, timeout=20) as c:
+                c.metadata([topic])
+                r = c.request(kwire.PRODUCE, version,
+                              kwire.produce_request(version, [(topic, [(0, records)])], -1,
+                                                    15000))
+                codes.append(r["topics"][topic][0]["error_code"])
+        log("%-22s broker %3d   sluice %3d" % (what, codes[0], codes[1]))
+        if codes[0] != codes[1]:
+            diffs.append("%s: broker %d, sluice %d" % (what, codes[0], codes[1]))
+    check(not diffs, "answers differ from the broker's: %s" % "; ".join(diffs))
+
+
+register("broker_refusals_differential", test_broker_refusals_differential, direct=False,
+         sluice_args=["--http.listen", "127.0.0.1:0"], timeout=120, upstreams=("kafka",))
