@@ -576,10 +576,10 @@ static void answer_init_producer_id(sl_server *srv, sl_req *req)
                 body.transactional_id.p);
         resp.error_code = SL_KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
     } else {
-        resp.error_code = sl_idem_init_producer(
-            srv->idem, ver >= 3 ? body.producer_id : -1,
-            ver >= 3 ? body.producer_epoch : -1, &resp.producer_id,
-            &resp.producer_epoch);
+        /* v3+ may name an id and epoch (KIP-360); a broker ignores them
+         * without a transactional.id, and so does Sluice. */
+        resp.error_code = sl_idem_init_producer(srv->idem, &resp.producer_id,
+                                                &resp.producer_epoch);
         sl_debug("conn %llu: InitProducerId -> id %lld epoch %d",
                  (unsigned long long)req->conn->id,
                  (long long)resp.producer_id, resp.producer_epoch);

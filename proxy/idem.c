@@ -18,20 +18,10 @@ typedef struct entry {
     char topic[]; /* not NUL-terminated */
 } entry;
 
-/* Producer ids handed out, for epoch bumps (KIP-360). */
-typedef struct producer {
-    struct producer *next;
-    int64_t pid;
-    int16_t epoch;
-} producer;
-
 struct sl_idem {
     entry **buckets;
     size_t n_buckets; /* power of two */
     size_t n_entries;
-    producer **pbuckets;
-    size_t n_pbuckets;
-    size_t n_producers;
     int64_t next_pid;
     int64_t idle_ms;
 };
@@ -57,8 +47,6 @@ sl_idem *sl_idem_new(int64_t pid_base, int64_t idle_ms)
     sl_idem *id = sl_calloc(1, sizeof(*id));
     id->n_buckets = 256;
     id->buckets = sl_calloc(id->n_buckets, sizeof(*id->buckets));
-    id->n_pbuckets = 256;
-    id->pbuckets = sl_calloc(id->n_pbuckets, sizeof(*id->pbuckets));
     id->next_pid = pid_base < 0 ? 0 : pid_base;
     id->idle_ms = idle_ms;
     return id;
@@ -75,74 +63,18 @@ void sl_idem_free(sl_idem *id)
             sl_free(e);
         }
     }
-    for (size_t i = 0; i < id->n_pbuckets; i++) {
-        producer *p = id->pbuckets[i], *next;
-        for (; p; p = next) {
-            next = p->next;
-            sl_free(p);
-        }
-    }
     sl_free(id->buckets);
-    sl_free(id->pbuckets);
     sl_free(id);
 }
 
-static producer **producer_find(sl_idem *id, int64_t pid)
-{
-    producer **pp = &id->pbuckets[(uint64_t)pid & (id->n_pbuckets - 1)];
-    while (*pp && (*pp)->pid != pid)
-        pp = &(*pp)->next;
-    return pp;
-}
-
-static void producer_grow(sl_idem *id)
-{
-    size_t n = id->n_pbuckets * 2;
-    producer **nb = sl_calloc(n, sizeof(*nb));
-    for (size_t i = 0; i < id->n_pbuckets; i++) {
-        producer *p = id->pbuckets[i], *next;
-        for (; p; p = next) {
-            next = p->next;
-            p->next = nb[(uint64_t)p->pid & (n - 1)];
-            nb[(uint64_t)p->pid & (n - 1)] = p;
-        }
-    }
-    sl_free(id->pbuckets);
-    id->pbuckets = nb;
-    id->n_pbuckets = n;
-}
-
-int16_t sl_idem_init_producer(sl_idem *id, int64_t producer_id,
-                              int16_t producer_epoch, int64_t *pid_out,
+/* As a broker does for a null transactional.id (Kafka's
+ * TransactionCoordinator.handleInitProducerId): a new producer id with
+ * epoch 0 every time, whatever id and epoch the request names, so nothing
+ * is kept per producer id here. */
+int16_t sl_idem_init_producer(sl_idem *id, int64_t *pid_out,
                               int16_t *epoch_out)
 {
-    producer **pp, *p;
-
-    if (producer_id >= 0) {
-        pp = producer_find(id, producer_id);
-        if (*pp != NULL) {
-            p = *pp;
-            if (producer_epoch != p->epoch)
-                return 47; /* INVALID_PRODUCER_EPOCH: fenced */
-            if (p->epoch < INT16_MAX - 1) {
-                p->epoch++;
-                *pid_out = p->pid;
-                *epoch_out = p->epoch;
-                return 0;
-            }
-        }
-        /* Unknown (e.g. issued before a restart) or epoch exhausted: a
-         * fresh id is what a broker would give. */
-    }
-    if (++id->n_producers > id->n_pbuckets * 2)
-        producer_grow(id);
-    p = sl_calloc(1, sizeof(*p));
-    p->pid = id->next_pid++;
-    p->epoch = 0;
-    pp = producer_find(id, p->pid);
-    p->next = NULL;
-    *pp = p;
-    *pid_out = p->pid;
+    *pid_out = id->next_pid++;
     *epoch_out = 0;
     return 0;
 }

@@ -60,12 +60,11 @@ enum {
 sl_idem *sl_idem_new(int64_t pid_base, int64_t idle_ms);
 void sl_idem_free(sl_idem *id);
 
-/* InitProducerId: a new producer id with epoch 0, or, when producer_id >= 0
- * names one this table knows (KIP-360 epoch bump), the same id with the
- * epoch + 1 (a new id if the epoch would overflow). Returns 0 or a Kafka
- * error code (INVALID_PRODUCER_EPOCH if the epoch given is stale). */
-int16_t sl_idem_init_producer(sl_idem *id, int64_t producer_id,
-                              int16_t producer_epoch, int64_t *pid_out,
+/* InitProducerId without a transactional.id: a new producer id with epoch
+ * 0, every time, as a broker answers (it ignores the id and epoch a v3+
+ * request names: a KIP-360 "bump" from an idempotent producer gets a new
+ * id). Returns 0 (a Kafka error code, for when ids can run out). */
+int16_t sl_idem_init_producer(sl_idem *id, int64_t *pid_out,
                               int16_t *epoch_out);
 
 /* Checks one batch. topic/partition identify the partition, last_seq =

@@ -508,3 +508,47 @@ def test_broker_refusals_differential(env):
 
 register("broker_refusals_differential", test_broker_refusals_differential, direct=False,
          sluice_args=["--http.listen", "127.0.0.1:0"], timeout=120, upstreams=("kafka",))
+
+
+def test_init_producer_id_differential(env):
+    """InitProducerId v4 without a transactional.id, straight to the broker
+    and through Sluice: a fresh request, one naming the id and epoch just
+    given (what a Java producer sends after UNKNOWN_PRODUCER_ID or
+    OUT_OF_ORDER_SEQUENCE_NUMBER, KIP-360), one with a wrong epoch and one
+    with an id never issued. A broker ignores the id and epoch when there is
+    no transactional.id and hands out a new producer id with epoch 0 every
+    time (never INVALID_PRODUCER_EPOCH); Sluice must answer the same way."""
+    def ipid(addr, pid=-1, epoch=-1):
+        body = (kwire.compact_string(None) + kwire.i32(60000) + kwire.i64(pid) +
+                kwire.i16(epoch) + kwire.NO_TAGS)
+        with kwire.Conn(addr, timeout=20) as c:
+            deadline = time.monotonic() + 30
+            while True:
+                r = c.request(kwire.INIT_PRODUCER_ID, 4, body)
+                # COORDINATOR_LOAD_IN_PROGRESS / NOT_AVAILABLE while the
+                # broker's producer id manager starts: retriable.
+                if r["error_code"] not in (14, 15) or time.monotonic() > deadline:
+                    return r
+                time.sleep(0.2)
+
+    seen = {}
+    for name, addr in (("broker", env.upstream), ("sluice", env.bootstrap)):
+        a = ipid(addr)
+        steps = [("fresh", a),
+                 ("same id and epoch", ipid(addr, a["producer_id"], a["producer_epoch"])),
+                 ("wrong epoch", ipid(addr, a["producer_id"], a["producer_epoch"] + 7)),
+                 ("id never issued", ipid(addr, 123456789, 0))]
+        seen[name] = steps
+        log("%s: %s" % (name, ", ".join("%s -> error %d id %d epoch %d"
+                                         % (w, r["error_code"], r["producer_id"],
+                                            r["producer_epoch"]) for w, r in steps)))
+    for (what, b), (_, s) in zip(seen["broker"], seen["sluice"]):
+        eq(s["error_code"], b["error_code"], "%s: error code" % what)
+        eq(s["producer_epoch"], b["producer_epoch"], "%s: epoch" % what)
+    for name, steps in seen.items():
+        ids = [r["producer_id"] for _, r in steps]
+        eq(len(set(ids)), len(ids), "%s: a new producer id for every request (%s)" % (name, ids))
+
+
+register("init_producer_id_differential", test_init_producer_id_differential, direct=False,
+         timeout=120, upstreams=("kafka",))
