@@ -27,10 +27,11 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
+
+from harness import free_port, tail, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -69,12 +70,6 @@ def jar_cache():
     return _cache
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def java_cmd(heap_mb=None):
     j = os.path.join(os.environ.get("JAVA_HOME", ""), "bin", "java")
     cmd = [j if os.access(j, os.X_OK) else "java"]
@@ -84,26 +79,6 @@ def java_cmd(heap_mb=None):
     cmd += ["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss512k",
             "-Djava.awt.headless=true"]
     return cmd
-
-
-def tail(path, lines=30):
-    try:
-        with open(path, "rb") as f:
-            return "\n".join(f.read().decode("utf-8", "replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-def wait_for(cond, timeout, what, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            raise ClusterError("timed out after %.0fs waiting for %s"
-                               % (timeout, what() if callable(what) else what))
-        time.sleep(interval)
 
 
 class NetNS:
@@ -480,13 +455,11 @@ class KafkaCluster:
         cls = "org.apache.kafka.tools.reassign.ReassignPartitionsCommand"
         self.tool(cls, "--bootstrap-server", self.live_bootstrap(),
                   "--reassignment-json-file", path, "--execute")
-        wait_for(lambda: "is completed" in self.tool(
-                     cls, "--bootstrap-server", self.live_bootstrap(),
-                     "--reassignment-json-file", path, "--verify")
-                 and "still in progress" not in self.tool(
-                     cls, "--bootstrap-server", self.live_bootstrap(),
-                     "--reassignment-json-file", path, "--verify"),
-                 120, "reassignment of %s" % topic, interval=1)
+        def done():  # one JVM per poll: --verify prints every partition's state
+            out = self.tool(cls, "--bootstrap-server", self.live_bootstrap(),
+                            "--reassignment-json-file", path, "--verify")
+            return "is completed" in out and "still in progress" not in out
+        wait_for(done, 120, "reassignment of %s" % topic, interval=1)
 
     def elect_preferred(self, topic, partition):
         """Preferred leader election for one partition (kafka-leader-election.sh)."""
