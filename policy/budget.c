@@ -164,6 +164,13 @@ struct sl_policy_account {
     sl_policy_account *hnext;               /* client map chain */
 };
 
+/* The acknowledged rate is a sliding window of one-second slots, as long as
+ * Kafka's quota window (quota.window.num 11 x 1 s, the newest partial):
+ * under a quota the broker answers in bursts between muted spells of a
+ * second or more, and over its own window it lets through exactly the
+ * quota, so that is what this measures. */
+#define DELIVERED_SLOTS 11
+
 /* Pressure: one controller per upstream broker (and one for memory),
  * with a bucket per class holding that class's share while limited. */
 typedef struct pclass {
@@ -172,13 +179,18 @@ typedef struct pclass {
     uint64_t tick_bytes; /* since the previous tick */
     uint64_t bytes;      /* ever */
     bool held;           /* its share throttled someone since the tick */
+    int64_t held_until;  /* ... and that source sits out its pause until */
 } pclass;
 
 typedef struct pbroker {
     int32_t id;
     sl_ctl ctl;
     sl_ctl_event last_event;
-    double measured;     /* EWMA of bytes/s */
+    double measured;     /* EWMA of bytes/s admitted */
+    double delivered;    /* bytes/s acknowledged over the window below */
+    uint64_t acked[DELIVERED_SLOTS]; /* per second, ring by second */
+    int64_t acked_sec;   /* second of the newest slot */
+    int64_t acked_from;  /* first sample (us) */
     uint64_t tick_bytes;
     pclass *cls;         /* n_classes of the bound policy */
 } pbroker;
@@ -719,8 +731,10 @@ static uint32_t to_ms(double us)
 }
 
 /* Charges n bytes of class ci to broker b's controller; returns the wait
- * its share imposes (0 while the broker is not limited). */
-static double pressure_take(pbroker *b, size_t ci, uint64_t n, int64_t now)
+ * its share imposes (0 while the broker is not limited). max_pause_ms: the
+ * account's cap on a throttle, so how long the source will sit out. */
+static double pressure_take(pbroker *b, size_t ci, uint64_t n, int64_t now,
+                            int64_t max_pause_ms)
 {
     pclass *pc = &b->cls[ci];
 
@@ -731,8 +745,14 @@ static double pressure_take(pbroker *b, size_t ci, uint64_t n, int64_t now)
         return 0;
     bucket_refill(&pc->b, now);
     bucket_take(&pc->b, (double)n);
-    if (pc->b.tokens < 0)
+    if (pc->b.tokens < 0) {
+        int64_t until =
+            now + (int64_t)SL_MIN(bucket_wait_us(&pc->b),
+                                  (double)max_pause_ms * 1000.0);
         pc->held = true;
+        if (until > pc->held_until)
+            pc->held_until = until;
+    }
     return bucket_wait_us(&pc->b);
 }
 
@@ -785,14 +805,14 @@ void sl_policy_charge_brokers(sl_policy_state *st, sl_policy_account *a,
     }
     if (cls != NULL && st->pol->pressure.enabled) {
         size_t ci = (size_t)(cls - st->classes);
-        w = pressure_take(&st->brk[0], ci, bytes, now);
+        w = pressure_take(&st->brk[0], ci, bytes, now, a->max_pause_ms);
         if (w > wait) {
             wait = w;
             reason = st->brk[0].ctl.reason;
         }
         for (size_t i = 0; i < n; i++) {
             pbroker *b = pbroker_get(st, per[i].broker, now);
-            w = pressure_take(b, ci, per[i].bytes, now);
+            w = pressure_take(b, ci, per[i].bytes, now, a->max_pause_ms);
             if (w > wait) {
                 wait = w;
                 reason = b->ctl.reason;
@@ -974,6 +994,29 @@ static void shares_divide(sl_policy_state *st, pbroker *b, int64_t now)
         share_set(&b->cls[c], give[c], now);
 }
 
+static void delivered_add(pbroker *b, uint64_t bytes, int64_t now)
+{
+    int64_t sec = now / 1000000, span;
+    uint64_t sum = 0;
+
+    if (b->acked_from == 0) {
+        b->acked_from = now;
+        b->acked_sec = sec;
+    }
+    for (int64_t s = b->acked_sec + 1; s <= sec && s <= b->acked_sec +
+                                                         DELIVERED_SLOTS;
+         s++)
+        b->acked[s % DELIVERED_SLOTS] = 0;
+    if (sec > b->acked_sec)
+        b->acked_sec = sec;
+    b->acked[sec % DELIVERED_SLOTS] += bytes;
+    for (size_t i = 0; i < DELIVERED_SLOTS; i++)
+        sum += b->acked[i];
+    span = SL_MIN(now - b->acked_from,
+                  (DELIVERED_SLOTS - 1) * 1000000LL + now % 1000000);
+    b->delivered = (double)sum * 1e6 / (double)SL_MAX(span, 1000000);
+}
+
 static const sl_pressure_sample *sample_of(const sl_pressure_sample *s,
                                            size_t n, int32_t id)
 {
@@ -1010,8 +1053,14 @@ size_t sl_policy_pressure_tick(sl_policy_state *st, int64_t now,
 
         b->measured += a * ((double)b->tick_bytes / dt - b->measured);
         b->tick_bytes = 0;
+        if (x != NULL)
+            delivered_add(b, x->acked_bytes, now);
         for (size_t c = 0; c < st->n_classes; c++) {
             pclass *pc = &b->cls[c];
+            /* Held back: throttled since the last tick, or a source it
+             * throttled still sits out its pause (and sends nothing, which
+             * must not read as a limit that no longer binds). */
+            pc->held |= now < pc->held_until;
             held |= pc->held;
             pc->demand += a * ((double)pc->tick_bytes / dt - pc->demand);
             pc->tick_bytes = 0;
@@ -1032,16 +1081,23 @@ size_t sl_policy_pressure_tick(sl_policy_state *st, int64_t now,
             b->ctl.limited = false;
             b->ctl.reason = SL_THROTTLE_NONE;
         } else if (i == 0) {
-            ev = sl_ctl_update(&b->ctl, &mem, now, fill_permille, false, m,
-                               SL_THROTTLE_MEMORY);
+            sl_ctl_input in = {fill_permille, 0, m, NAN,
+                               SL_THROTTLE_MEMORY};
+            ev = sl_ctl_update(&b->ctl, &mem, now, &in);
         } else {
-            ev = sl_ctl_update(&b->ctl, &lat, now, x ? x->latency_ms : NAN,
-                               x && x->throttle_ms > 0, m,
-                               SL_THROTTLE_BROKER_LATENCY);
+            sl_ctl_input in = {x ? x->latency_ms : NAN,
+                               x ? (double)x->throttle_ms : 0, m,
+                               b->delivered, SL_THROTTLE_BROKER_LATENCY};
+            ev = sl_ctl_update(&b->ctl, &lat, now, &in);
         }
         b->last_event = ev;
         if (ev != SL_CTL_STEADY)
             changed++;
+        /* On a raise the daemon lets the sources sitting out a pressure
+         * pause ask again (at the new share), so their pauses are over. */
+        if (ev == SL_CTL_RAISE || ev == SL_CTL_RELEASE)
+            for (size_t c = 0; c < st->n_classes; c++)
+                b->cls[c].held_until = 0;
         shares_divide(st, b, now);
     }
     return changed;
@@ -1064,6 +1120,7 @@ int sl_policy_pressure_at(const sl_policy_state *st, size_t i,
     out->limited = b->ctl.limited;
     out->admitted_bps = b->ctl.limited ? b->ctl.rate : INFINITY;
     out->measured_bps = b->measured;
+    out->delivered_bps = b->delivered;
     out->signal = b->ctl.smoothed;
     out->reason = b->ctl.limited ? b->ctl.reason : SL_THROTTLE_NONE;
     out->last_event = b->last_event;

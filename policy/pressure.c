@@ -42,6 +42,26 @@
  *   measured.
  *   The limit never goes below min_bytes_per_sec, so a limited broker
  *   keeps delivering samples that show when it recovers.
+ *
+ * A broker's throttle time is a quota, not a queue, and Kafka enforces it
+ * by muting the connection (KIP-219): one answer says "throttle T ms",
+ * then nothing comes back for T. So:
+ *   the throttle is in force, and the step congested, until T has passed
+ *   (counting only the steps that carried a throttle made the limit come
+ *   and go every half second against a real broker's quota);
+ *   cuts are at least min(T, 2 s) apart: the effect of a cut shows only
+ *   after the mute;
+ *   what the broker acknowledged over the last 11 s (its own quota window)
+ *   is the quota whenever we were above it, so for the rest of the episode
+ *   no cut goes below one decrease step under that rate (the broker's
+ *   window, and the queue's wait in the latency, keep signalling for a
+ *   while after the cut that was enough; cutting on them took the limit
+ *   to the floor), and the climb aims for that rate (ref), not for the
+ *   rate when the episode began;
+ *   past ref the climb probes: at 5% of its slope at first, growing as
+ *   (time since the last throttle / 4 s)^2 to the full slope (a broker
+ *   notices an excess only a second or two late; a quota that went away
+ *   is found within a few seconds).
  */
 #include "policy_internal.h"
 
@@ -54,6 +74,8 @@
 #define CTL_MAX_GAP_US 1000000
 #define CTL_MEMORY_GAP_US 200000
 #define CTL_RELEASE_SLACK 0.8
+#define CTL_MAX_THROTTLE_GAP_US 2000000
+#define CTL_PROBE_US 4000000.0
 
 static void params_common(sl_ctl_params *p, const sl_policy_pressure *pp)
 {
@@ -91,6 +113,7 @@ void sl_ctl_init(sl_ctl *c, int64_t now_us)
     c->smoothed = NAN;
     c->last_us = now_us;
     c->last_cut_us = INT64_MIN / 2;
+    c->throttle_until_us = INT64_MIN / 2;
 }
 
 static int64_t cut_gap(const sl_ctl *c, const sl_ctl_params *p)
@@ -106,11 +129,12 @@ static int64_t cut_gap(const sl_ctl *c, const sl_ctl_params *p)
 }
 
 sl_ctl_event sl_ctl_update(sl_ctl *c, const sl_ctl_params *p, int64_t now,
-                           double signal, bool throttled, double measured,
-                           sl_throttle_reason why)
+                           const sl_ctl_input *in)
 {
-    int64_t dt = now - c->last_us;
-    bool congested, calm;
+    int64_t dt = now - c->last_us, gap;
+    double signal = in->signal, throttle_ms = in->throttle_ms;
+    double measured = in->measured, base, slope;
+    bool congested, calm, throttled, slow;
 
     if (dt < 0)
         dt = 0; /* time going backwards: no time passed */
@@ -124,8 +148,19 @@ sl_ctl_event sl_ctl_update(sl_ctl *c, const sl_ctl_params *p, int64_t now,
     if (!(measured >= 0))
         measured = 0;
 
-    congested = throttled ||
-                (!isnan(c->smoothed) && c->smoothed > p->target * (1 + p->band));
+    /* A throttle time is in force for as long as the broker said: it
+     * mutes the connection for that time, so the steps until then bring
+     * no answers (and no throttle times) and are not calm. */
+    if (throttle_ms > 0) {
+        int64_t until = now + (int64_t)(throttle_ms * 1000.0);
+        if (until > c->throttle_until_us)
+            c->throttle_until_us = until;
+        c->throttle_gap_us = SL_MIN((int64_t)(throttle_ms * 1000.0),
+                                    CTL_MAX_THROTTLE_GAP_US);
+    }
+    throttled = throttle_ms > 0 || now < c->throttle_until_us;
+    slow = !isnan(c->smoothed) && c->smoothed > p->target * (1 + p->band);
+    congested = throttled || slow;
     calm = !throttled && (isnan(c->smoothed) || c->smoothed < p->target);
 
     if (congested) {
@@ -133,26 +168,56 @@ sl_ctl_event sl_ctl_update(sl_ctl *c, const sl_ctl_params *p, int64_t now,
         if (!c->limited) {
             c->limited = true;
             c->rate = c->ref = SL_MAX(measured, p->min_rate);
+            c->quota = false;
             c->episodes++;
             c->last_cut_us = INT64_MIN / 2;
             ev = SL_CTL_BEGIN;
         }
-        c->reason = throttled ? SL_THROTTLE_BROKER_THROTTLE : why;
-        if (now - c->last_cut_us < cut_gap(c, p))
+        c->reason = throttled ? SL_THROTTLE_BROKER_THROTTLE : in->why;
+        gap = cut_gap(c, p);
+        if (throttled && c->throttle_gap_us > gap)
+            gap = c->throttle_gap_us;
+        if (now - c->last_cut_us < gap)
             return ev == SL_CTL_BEGIN ? ev : SL_CTL_STEADY;
         /* Cut from what is really admitted when the limit is above it:
          * cutting an unused limit would change nothing for a while. */
         if (measured > 0 && measured < c->rate)
             c->rate = SL_MAX(measured, p->min_rate);
+        base = c->rate;
         c->rate = SL_MAX(c->rate * (1 - p->decrease), p->min_rate);
+        if ((throttled || c->quota) && in->delivered > 0) {
+            /* A throttle is a quota: a fixed rate that the broker enforces
+             * by muting us, so what it acknowledges over its muted spells
+             * is the quota. Its window (about 10 s in Kafka) keeps the
+             * throttles coming, and what waited in the queue keeps the
+             * latency up, for a while after the cut that was enough: for
+             * the rest of the episode no cut goes below one step under
+             * what it takes. The climb aims
+             * for that rate, not for the one when the episode began
+             * (which may be twice the quota). */
+            double takes = in->delivered * (1 - p->decrease);
+            c->rate = SL_MAX(c->rate, SL_MIN(base, takes));
+            if (throttled)
+                c->ref = SL_MAX(in->delivered, p->min_rate);
+            c->quota = true;
+        }
         c->last_cut_us = now;
         c->cuts++;
         return ev;
     }
     if (!c->limited || !calm)
         return SL_CTL_STEADY;
-    c->rate += SL_MAX(c->ref, p->min_rate) * (double)dt /
-               (double)SL_MAX(p->recovery_us, 1);
+    slope = SL_MAX(c->ref, p->min_rate) / (double)SL_MAX(p->recovery_us, 1);
+    if (c->quota && c->rate >= c->ref) {
+        /* Past a quota's rate, probe: slowly at first (the broker's window
+         * shows an excess a second or two late), at full slope once
+         * CTL_PROBE_US have passed without a throttle (the quota is gone
+         * or was raised). */
+        double f = (double)(now - c->throttle_until_us) / CTL_PROBE_US;
+        f = f < 0.05 ? 0.05 : f > 1 ? 1 : f;
+        slope *= f * f;
+    }
+    c->rate += slope * (double)dt;
     /* Let go only once the limit no longer binds: sources held back during
      * the episode come back with a backlog, and releasing it all at once
      * would recreate the overload. Until it drains, the limit keeps

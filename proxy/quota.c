@@ -272,7 +272,9 @@ static void on_pressure_tick(uv_timer_t *t)
         s[n].broker = bs->id;
         s[n].latency_ms = lat;
         s[n].throttle_ms = bs->tick_throttle_ms;
+        s[n].acked_bytes = bs->tick_acked_bytes;
         bs->tick_throttle_ms = 0;
+        bs->tick_acked_bytes = 0;
         n++;
     }
     if (srv->cfg->memory_budget_bytes > 0)

@@ -311,6 +311,7 @@ static void handle_dr(sl_upstream *up, rd_kafka_event_t *ev)
             bs->last_dr_ms = now;
             if (m->err == 0) {
                 bs->delivered++;
+                bs->tick_acked_bytes += m->len + m->key_len;
                 if (run_lat >= 0)
                     sl_hist_record(&bs->latency, (uint64_t)run_lat);
             } else {

@@ -452,6 +452,9 @@ typedef struct sl_ctl {
     double ref;          /* measured rate when the episode began */
     int64_t last_us;     /* previous update */
     int64_t last_cut_us; /* latest cut */
+    int64_t throttle_until_us; /* the broker's latest throttle ends */
+    int64_t throttle_gap_us;   /* cut spacing while it is in force */
+    bool quota;                /* a throttle set ref to what it takes */
     sl_throttle_reason reason; /* why limited (NONE when not) */
     uint64_t episodes, cuts;
 } sl_ctl;
@@ -469,15 +472,23 @@ typedef enum sl_ctl_event {
     SL_CTL_RELEASE, /* back to not limited */
 } sl_ctl_event;
 
-/* One control step at now_us. signal: the latest level (latency in ms,
- * fill in permille), NAN when there was no sample since the last step
- * (the smoothed value is kept). throttled: the broker returned a
- * throttle time since the last step (congestion whatever the signal).
- * measured_bps: the rate actually admitted recently (bytes/s). why: the
- * reason a signal-driven limit carries (BROKER_LATENCY or MEMORY). */
+/* What one control step sees. */
+typedef struct sl_ctl_input {
+    double signal;      /* the latest level (latency in ms, fill in
+                           permille); NAN: no sample since the last step
+                           (the smoothed value is kept) */
+    double throttle_ms; /* largest throttle time the broker returned since
+                           the last step (0: none); congestion whatever
+                           the signal, for as long as it says */
+    double measured;    /* bytes/s admitted towards it recently */
+    double delivered;   /* bytes/s it acknowledged recently; NAN: unknown */
+    sl_throttle_reason why; /* the reason a signal-driven limit carries
+                               (BROKER_LATENCY or MEMORY) */
+} sl_ctl_input;
+
+/* One control step at now_us. */
 sl_ctl_event sl_ctl_update(sl_ctl *c, const sl_ctl_params *p, int64_t now_us,
-                           double signal, bool throttled, double measured_bps,
-                           sl_throttle_reason why);
+                           const sl_ctl_input *in);
 
 /* Per upstream broker, the daemon reports every interval (100 ms): */
 typedef struct sl_pressure_sample {
@@ -486,6 +497,7 @@ typedef struct sl_pressure_sample {
                             reports, or the age of a stall); NAN = none */
     uint32_t throttle_ms;/* largest throttle_time_ms the broker returned in
                             the interval; 0 = none */
+    uint64_t acked_bytes;/* record bytes it acknowledged in the interval */
 } sl_pressure_sample;
 
 /* Which upstream broker leads the bytes of a request, for charging. */
@@ -525,6 +537,7 @@ typedef struct sl_policy_pressure_view {
     bool limited;
     double admitted_bps;     /* controller rate while limited, else INFINITY */
     double measured_bps;     /* recent admitted bytes/s */
+    double delivered_bps;    /* recent acknowledged bytes/s */
     double signal;           /* smoothed: ms, or permille for memory */
     sl_throttle_reason reason;
     sl_ctl_event last_event; /* of the latest tick */

@@ -244,6 +244,7 @@ typedef struct sl_broker_stats {
     uint64_t busy_since_ms;    /* inflight went from 0 to 1 */
     uint64_t last_dr_ms;       /* latest delivery report */
     uint32_t tick_throttle_ms; /* largest broker throttle this interval */
+    uint64_t tick_acked_bytes; /* key + value bytes acknowledged */
 } sl_broker_stats;
 
 struct sl_upstream {

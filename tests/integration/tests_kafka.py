@@ -21,7 +21,7 @@ import urllib.request
 import kwire
 from harness import (check, eq, fail, free_port, log, read_upstream, register, total_high,
                      wait_for)
-from tests_policy import MIB, Flood, policy_file
+from tests_policy import MIB, VALUE, Flood, policy_file
 from tests_pressure import IDEMPOTENT, THR_POLICY
 
 
@@ -206,6 +206,21 @@ def test_broker_quota_reaches_clients(env):
                              r'class="elastic",reason="broker_throttle"\} ([1-9]\d*)', text)
         m = wait_for(throttled, 40, "a broker_throttle throttle for the client", interval=0.25)
         log("broker_throttle throttles: %s" % m.group(1))
+        # While the quota holds, the limit holds: one episode, no
+        # "recovered" in between (counting only the steps that carried a
+        # throttle time made it come and go every ~0.6 s), and what reaches
+        # the cluster is about the quota.
+        h0, t0 = total_high(env.upstream, topic, 3), time.monotonic()
+        time.sleep(10)
+        h1, t1 = total_high(env.upstream, topic, 3), time.monotonic()
+        ev = re.findall(r"pressure: broker 1 (limited|recovered)",
+                        open(env.sluice_log, "rb").read().decode("utf-8", "replace"))
+        rate = (h1 - h0) * len(VALUE) / (t1 - t0)
+        log("pressure events so far: %s; %.2f MiB/s upstream over 10 s (quota 0.50)"
+            % (" ".join(ev), rate / MIB))
+        check(ev and ev[-1] == "limited" and "recovered" not in ev[ev.index("limited"):],
+              "the limit came and went under the quota: %s" % " ".join(ev))
+        check(rate <= 0.6 * MIB, "%.2f MiB/s upstream under a 0.5 MiB/s quota" % (rate / MIB))
         with kwire.Conn(env.bootstrap, timeout=30) as conn:
             conn.metadata([topic])
             hints = []

@@ -59,8 +59,7 @@ static void test_ctl_step_and_recovery(void)
     for (t = TICK; t <= 30 * SEC; t += TICK) {
         double lat = t >= 10 * SEC && t < 20 * SEC ? 300 : 5;
         sl_ctl_event ev =
-            sl_ctl_update(&c, &p, t, lat, false, measured,
-                          SL_THROTTLE_BROKER_LATENCY);
+            sl_ctl_update(&c, &p, t, &(sl_ctl_input){lat, 0, measured, NAN, SL_THROTTLE_BROKER_LATENCY});
         if (c.limited)
             measured = SL_MIN(measured, c.rate); /* clients obey */
         else
@@ -107,13 +106,11 @@ static void test_ctl_release_waits_for_backlog(void)
     sl_ctl_params_latency(&p, &pp);
     sl_ctl_init(&c, 0);
     for (t = TICK; t <= 3 * SEC; t += TICK)
-        sl_ctl_update(&c, &p, t, 300, false, 10e6,
-                      SL_THROTTLE_BROKER_LATENCY);
+        sl_ctl_update(&c, &p, t, &(sl_ctl_input){300, 0, 10e6, NAN, SL_THROTTLE_BROKER_LATENCY});
     ASSERT_TRUE(c.limited);
     /* calm, backlog: the whole limit is used for 4 s */
     for (; t <= 7 * SEC; t += TICK) {
-        sl_ctl_update(&c, &p, t, 2, false, c.rate,
-                      SL_THROTTLE_BROKER_LATENCY);
+        sl_ctl_update(&c, &p, t, &(sl_ctl_input){2, 0, c.rate, NAN, SL_THROTTLE_BROKER_LATENCY});
         ASSERT_TRUE(c.limited);
         ASSERT_TRUE(c.rate >= peak);
         peak = c.rate;
@@ -121,8 +118,7 @@ static void test_ctl_release_waits_for_backlog(void)
     ASSERT_TRUE(peak > 1.5 * c.ref); /* climbed past the old rate */
     ASSERT_TRUE(peak < 2.5 * c.ref); /* at the linear slope, no jump */
     /* the backlog has drained: back to 10 MB/s, released */
-    ASSERT_EQ(sl_ctl_update(&c, &p, t, 2, false, 10e6,
-                            SL_THROTTLE_BROKER_LATENCY),
+    ASSERT_EQ(sl_ctl_update(&c, &p, t, &(sl_ctl_input){2, 0, 10e6, NAN, SL_THROTTLE_BROKER_LATENCY}),
               SL_CTL_RELEASE);
 }
 
@@ -140,20 +136,17 @@ static void test_ctl_noise(void)
     sl_ctl_params_latency(&p, &pp);
     sl_ctl_init(&c, 0);
     for (int64_t t = TICK; t <= 60 * SEC; t += TICK)
-        sl_ctl_update(&c, &p, t, 30 + 25 * noise(), false, 5e6,
-                      SL_THROTTLE_BROKER_LATENCY);
+        sl_ctl_update(&c, &p, t, &(sl_ctl_input){30 + 25 * noise(), 0, 5e6, NAN, SL_THROTTLE_BROKER_LATENCY});
     ASSERT_EQ(c.episodes, 0);
 
     sl_ctl_init(&c, 0);
     for (int64_t t = TICK; t <= 60 * SEC; t += TICK)
-        sl_ctl_update(&c, &p, t, 50 + 10 * noise(), false, 5e6,
-                      SL_THROTTLE_BROKER_LATENCY);
+        sl_ctl_update(&c, &p, t, &(sl_ctl_input){50 + 10 * noise(), 0, 5e6, NAN, SL_THROTTLE_BROKER_LATENCY});
     ASSERT_EQ(c.episodes, 0);
 
     sl_ctl_init(&c, 0);
     for (int64_t t = TICK; t <= 20 * SEC; t += TICK)
-        if (sl_ctl_update(&c, &p, t, 100 + 40 * noise(), false, 5e6,
-                          SL_THROTTLE_BROKER_LATENCY) == SL_CTL_RAISE)
+        if (sl_ctl_update(&c, &p, t, &(sl_ctl_input){100 + 40 * noise(), 0, 5e6, NAN, SL_THROTTLE_BROKER_LATENCY}) == SL_CTL_RAISE)
             raises++;
     ASSERT_EQ(raises, 0);
     ASSERT_EQ(c.episodes, 1);
@@ -170,8 +163,7 @@ static void test_ctl_single_spike(void)
     sl_ctl_params_latency(&p, &pp);
     sl_ctl_init(&c, 0);
     for (int64_t t = TICK; t <= 10 * SEC; t += TICK)
-        sl_ctl_update(&c, &p, t, t == 5 * SEC ? 150 : 10, false, 5e6,
-                      SL_THROTTLE_BROKER_LATENCY);
+        sl_ctl_update(&c, &p, t, &(sl_ctl_input){t == 5 * SEC ? 150 : 10, 0, 5e6, NAN, SL_THROTTLE_BROKER_LATENCY});
     ASSERT_EQ(c.episodes, 0);
 }
 
@@ -192,8 +184,7 @@ static void test_ctl_cut_spacing(void)
     sl_ctl_init(&c, 0);
     for (int64_t t = TICK; t <= 5 * SEC; t += TICK) {
         uint64_t before = c.cuts;
-        sl_ctl_update(&c, &p, t, 300, false, 100e6,
-                      SL_THROTTLE_BROKER_LATENCY);
+        sl_ctl_update(&c, &p, t, &(sl_ctl_input){300, 0, 100e6, NAN, SL_THROTTLE_BROKER_LATENCY});
         if (c.cuts != before) {
             if (last >= 0)
                 ASSERT_TRUE(t - last >= 300 * MS);
@@ -203,8 +194,7 @@ static void test_ctl_cut_spacing(void)
     ASSERT_TRUE(c.cuts >= 10 && c.cuts <= 17);
     sl_ctl_init(&c, 0);
     for (int64_t t = TICK; t <= 10 * SEC; t += TICK)
-        sl_ctl_update(&c, &p, t, t == TICK ? 5000 : NAN, false, 100e6,
-                      SL_THROTTLE_BROKER_LATENCY);
+        sl_ctl_update(&c, &p, t, &(sl_ctl_input){t == TICK ? 5000 : NAN, 0, 100e6, NAN, SL_THROTTLE_BROKER_LATENCY});
     cuts = c.cuts;
     ASSERT_TRUE(cuts >= 9 && cuts <= 11);
     ASSERT_TRUE(fabs(c.smoothed - 5000) < 1e-9);
@@ -222,27 +212,23 @@ static void test_ctl_throttle_memory_time(void)
     sl_ctl_params_latency(&p, &pp);
     sl_ctl_params_memory(&m, &pp);
     sl_ctl_init(&c, 0);
-    ASSERT_EQ(sl_ctl_update(&c, &p, TICK, 1, true, 1e6,
-                            SL_THROTTLE_BROKER_LATENCY),
+    ASSERT_EQ(sl_ctl_update(&c, &p, TICK, &(sl_ctl_input){1, 500, 1e6, NAN, SL_THROTTLE_BROKER_LATENCY}),
               SL_CTL_BEGIN);
     ASSERT_EQ(c.reason, SL_THROTTLE_BROKER_THROTTLE);
     ASSERT_TRUE(c.rate < 1e6);
 
     sl_ctl_init(&c, 0);
-    ASSERT_EQ(sl_ctl_update(&c, &m, TICK, 700, false, 1e6,
-                            SL_THROTTLE_MEMORY),
+    ASSERT_EQ(sl_ctl_update(&c, &m, TICK, &(sl_ctl_input){700, 0, 1e6, NAN, SL_THROTTLE_MEMORY}),
               SL_CTL_STEADY);
     /* smoothed 825: inside the narrow band (800..840) */
-    ASSERT_EQ(sl_ctl_update(&c, &m, 2 * TICK, 950, false, 1e6,
-                            SL_THROTTLE_MEMORY),
+    ASSERT_EQ(sl_ctl_update(&c, &m, 2 * TICK, &(sl_ctl_input){950, 0, 1e6, NAN, SL_THROTTLE_MEMORY}),
               SL_CTL_STEADY);
-    ASSERT_EQ(sl_ctl_update(&c, &m, 3 * TICK, 950, false, 1e6,
-                            SL_THROTTLE_MEMORY),
+    ASSERT_EQ(sl_ctl_update(&c, &m, 3 * TICK, &(sl_ctl_input){950, 0, 1e6, NAN, SL_THROTTLE_MEMORY}),
               SL_CTL_BEGIN);
     ASSERT_EQ(c.reason, SL_THROTTLE_MEMORY);
     {
         double r = c.rate;
-        sl_ctl_update(&c, &m, TICK, 0, false, 1e6, SL_THROTTLE_MEMORY);
+        sl_ctl_update(&c, &m, TICK, &(sl_ctl_input){0, 0, 1e6, NAN, SL_THROTTLE_MEMORY});
         ASSERT_TRUE(c.limited); /* smoothed 475: calm, but dt = 0 */
         ASSERT_TRUE(fabs(c.rate - r) < 1e-9);
     }
@@ -303,6 +289,27 @@ static void sim_step(sl_policy_state *st, sim_prod *p, int64_t now)
     }
 }
 
+/* As the daemon does (proxy/quota.c): when a controller raises its
+ * limit, sources muted for a pressure throttle may ask again. */
+static void sim_unmute_on_raise(sl_policy_state *st, sim_prod *p, size_t n)
+{
+    bool raised = false;
+
+    for (size_t i = 0; i < sl_policy_pressure_count(st); i++) {
+        sl_policy_pressure_view v;
+        if (sl_policy_pressure_at(st, i, &v) == 0)
+            raised |= v.last_event == SL_CTL_RAISE ||
+                      v.last_event == SL_CTL_RELEASE;
+    }
+    if (!raised)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (p[i].last_reason == SL_THROTTLE_BROKER_LATENCY ||
+            p[i].last_reason == SL_THROTTLE_BROKER_THROTTLE ||
+            p[i].last_reason == SL_THROTTLE_MEMORY)
+            p[i].muted_until = 0;
+}
+
 /* Bytes/s sent to broker 1 in the previous tick (for load-dependent
  * latency models). */
 static double b1_rate, tick_b1;
@@ -338,6 +345,7 @@ static void sim_run(sl_policy_state *st, sim_prod *p, size_t n, int64_t from,
                 s[b - 1].throttle_ms = 0;
             }
             sl_policy_pressure_tick(st, t + 10 * MS, s, 3, 100);
+            sim_unmute_on_raise(st, p, n);
         }
     }
     for (size_t i = 0; i < n; i++)
@@ -552,8 +560,8 @@ static void test_broker_throttle_selective(void)
         sl_policy_charge_brokers(st, ao, b2.bytes, 1, &b2, 1, t, &d);
         ASSERT_EQ(d.throttle_ms, 0);
         if (t % TICK == 0) {
-            sl_pressure_sample s[2] = {{1, 3, t >= SEC ? 500 : 0},
-                                       {2, 3, 0}};
+            sl_pressure_sample s[2] = {{1, 3, t >= SEC ? 500 : 0, 0},
+                                       {2, 3, 0, 0}};
             sl_policy_pressure_tick(st, t, s, 2, 0);
         }
     }
@@ -562,6 +570,183 @@ static void test_broker_throttle_selective(void)
     sl_policy_account_put(st, ao);
     sl_policy_state_free(st);
     sl_policy_free(pol);
+}
+
+/* A broker quota as Kafka enforces one (client quotas, KIP-219): the
+ * broker measures the client's byte rate over a window of 11 one-second
+ * samples; an answer that takes it over the quota carries throttle_time_ms
+ * = (rate - quota) / quota * window, and the broker then mutes the
+ * connection for that long, so no answers (and no throttle times) come
+ * back until it ends. Sluice's upstream queue to the broker fills with
+ * what it admitted and empties at what the broker takes. */
+typedef struct sim_quota {
+    double quota;         /* bytes/s; 0 = no quota */
+    double queued;        /* bytes admitted, not yet taken by the broker */
+    double taken[12];     /* bytes taken per one-second sample */
+    int64_t muted_until;
+    int64_t max_queue_at; /* when the queue was largest (after settling) */
+    double max_queued;
+    bool no_latency;      /* the delivery reports show no queueing */
+} sim_quota;
+
+/* One 100 ms tick of broker 1 under q: takes what is queued unless muted,
+ * and returns the throttle time of the tick's last answer (0: none). */
+static uint32_t sim_quota_tick(sim_quota *q, int64_t t, double admitted)
+{
+    size_t cur = (size_t)(t / SEC) % 12;
+    double sum = 0, window, rate, take;
+    uint32_t thr = 0;
+
+    if (t % SEC == 0)
+        q->taken[cur] = 0;
+    q->queued += admitted;
+    if (t < q->muted_until || q->queued <= 0)
+        return 0;
+    /* An unmuted connection moves what is queued, up to five 1 MB
+     * requests per round trip (the upstream producer's in-flight window;
+     * 100 ms here). */
+    take = SL_MIN(q->queued, 5e6);
+    q->queued -= take;
+    q->taken[cur] += take;
+    if (q->quota <= 0)
+        return 0;
+    for (size_t i = 0; i < 12; i++)
+        if (i != (cur + 1) % 12)
+            sum += q->taken[i];
+    window = SL_MIN((double)t / 1e6, 10.0) + (double)(t % SEC) / 1e6;
+    window = SL_MAX(window, 1.0);
+    rate = sum / window;
+    if (rate > q->quota) {
+        thr = (uint32_t)((rate - q->quota) / q->quota * window * 1000.0);
+        q->muted_until = t + (int64_t)thr * MS;
+    }
+    return thr;
+}
+
+/* Runs the producers against broker 1 under quota q for [from, to);
+ * returns the mean rate per producer over the last `measure` us and
+ * counts broker 1's episodes. */
+static void sim_run_quota(sl_policy_state *st, sim_prod *p, size_t n,
+                          sim_quota *q, int64_t from, int64_t to,
+                          int64_t measure, double *rate)
+{
+    double tick_adm = 0;
+
+    for (size_t i = 0; i < n; i++)
+        rate[i] = 0;
+    for (int64_t t = from; t < to; t += 10 * MS) {
+        bool measuring = t >= to - measure;
+        for (size_t i = 0; i < n; i++) {
+            double before = p[i].sent;
+            sim_step(st, &p[i], t);
+            if (measuring)
+                rate[i] += p[i].sent - before;
+            if (p[i].broker == 1)
+                tick_adm += p[i].sent - before;
+        }
+        if ((t + 10 * MS) % TICK == 0) {
+            int64_t now = t + 10 * MS;
+            sl_pressure_sample s[2] = {{1, 2, 0, 0}, {2, 2, 0, 0}};
+            double q0 = q->queued + tick_adm;
+            /* what the delivery reports show: the wait in the queue */
+            if (q->quota > 0 && !q->no_latency)
+                s[0].latency_ms = 2 + q->queued / q->quota * 1000.0;
+            s[0].throttle_ms = sim_quota_tick(q, now, tick_adm);
+            s[0].acked_bytes = (uint64_t)(q0 - q->queued);
+            tick_adm = 0;
+            if (measuring && q->queued > q->max_queued) {
+                q->max_queued = q->queued;
+                q->max_queue_at = now;
+            }
+            sl_policy_pressure_tick(st, now, s, 2, 100);
+            sim_unmute_on_raise(st, p, n);
+            if (getenv("SL_TEST_TRACE")) {
+                sl_policy_pressure_view v;
+                sl_policy_pressure_at(st, 1, &v);
+                fprintf(stderr, "  %5.1f s thr %5u lim %d rate %6.2f meas "
+                        "%6.2f dlv %6.2f queue %6.2f MiB\n",
+                        (double)now / 1e6, s[0].throttle_ms, v.limited,
+                        v.limited ? v.admitted_bps / MiB : -1,
+                        v.measured_bps / MiB, v.delivered_bps / MiB,
+                        q->queued / MiB);
+                for (size_t ci = 0; ci < 3; ci++) {
+                    sl_policy_pressure_class pc;
+                    sl_policy_pressure_class_at(st, 1, ci, &pc);
+                    fprintf(stderr, "      class %zu share %6.2f demand "
+                            "%6.2f\n", ci, pc.share_bps / MiB,
+                            pc.demand_bps / MiB);
+                }
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        rate[i] /= (double)measure / 1e6;
+}
+
+/* Broker 1 gets a 6 MiB/s quota while 13 MiB/s is offered to it. The
+ * controller settles under the quota and stays limited while the quota
+ * lasts (one episode, not a limit that comes and goes with every muted
+ * spell), what waits in Sluice's queue to the broker stays bounded, and
+ * the classes keep their shed order; 10 s after the quota is removed
+ * nothing is limited and every producer is back at its rate. */
+static void quota_run(bool no_latency)
+{
+    sl_policy *pol = load(class_policy);
+    sl_policy_state *st;
+    sim_prod p[4] = SIM_PRODUCERS;
+    sim_quota q = {.no_latency = no_latency};
+    double before[4], late[4], after[4], total;
+    sl_policy_pressure_view v;
+    uint64_t episodes;
+
+    if (pol == NULL)
+        return;
+    st = sim_start(pol, p, 4);
+    sim_run_quota(st, p, 4, &q, 0, 5 * SEC, 3 * SEC, before);
+    q.quota = 6 * MiB;
+    sim_run_quota(st, p, 4, &q, 5 * SEC, 15 * SEC, 5 * SEC, late);
+    ASSERT_EQ(sl_policy_pressure_at(st, 1, &v), 0);
+    episodes = v.episodes;
+    q.max_queued = 0;
+    sim_run_quota(st, p, 4, &q, 15 * SEC, 45 * SEC, 30 * SEC, late);
+    total = late[0] + late[1] + late[2];
+    if (getenv("SL_TEST_VERBOSE"))
+        fprintf(stderr,
+                "  quota 6 MiB/s%s: elastic %.2f bounded %.2f fragile %.2f "
+                "(sum %.2f) other %.2f MiB/s; queue up to %.2f MiB; "
+                "episodes %llu -> %llu\n",
+                no_latency ? " (throttles only)" : "", late[0] / MiB,
+                late[1] / MiB, late[2] / MiB, total / MiB,
+                late[3] / MiB, q.max_queued / MiB,
+                (unsigned long long)episodes,
+                (unsigned long long)v.episodes);
+    ASSERT_EQ(sl_policy_pressure_at(st, 1, &v), 0);
+    ASSERT_TRUE(v.limited);
+    /* (between throttles, the wait in the queue can be the reason) */
+    ASSERT_TRUE(v.reason == SL_THROTTLE_BROKER_THROTTLE ||
+                v.reason == SL_THROTTLE_BROKER_LATENCY);
+    ASSERT_EQ(v.episodes, episodes); /* no release while the quota holds */
+    ASSERT_TRUE(total <= 6.3 * MiB);
+    ASSERT_TRUE(total >= 0.8 * 6 * MiB);
+    /* at most ~2 s waiting; ~3 s when only throttle times tell */
+    ASSERT_TRUE(q.max_queued <= (no_latency ? 3 : 2) * 6 * MiB);
+    ASSERT_TRUE(late[2] >= 0.95 * 2 * MiB);
+    ASSERT_TRUE(late[1] >= 0.7 * 3 * MiB);
+    ASSERT_TRUE(late[0] < late[1]);
+    ASSERT_TRUE(late[3] >= 0.95 * before[3]);
+    q.quota = 0;
+    sim_run_quota(st, p, 4, &q, 45 * SEC, 55 * SEC, 2 * SEC, after);
+    ASSERT_EQ(sl_policy_pressure_at(st, 1, &v), 0);
+    ASSERT_TRUE(!v.limited);
+    for (size_t i = 0; i < 4; i++)
+        ASSERT_TRUE(after[i] >= 0.9 * before[i]);
+    sim_end(pol, st, p, 4);
+}
+
+static void test_broker_quota_settles(void)
+{
+    quota_run(false); /* the queue's wait shows in the latency too */
+    quota_run(true);  /* only the broker's throttle times tell */
 }
 
 /* "pressure": {"enabled": false} never limits; the section's defaults
@@ -610,7 +795,7 @@ static void test_disabled_defaults_and_rebind(void)
         sl_policy_charge_brokers(st, a, bb.bytes, 1, &bb, 1, t, &d);
         ASSERT_EQ(d.throttle_ms, 0);
         if (t % TICK == 0) {
-            sl_pressure_sample s = {7, 5000, 100};
+            sl_pressure_sample s = {7, 5000, 100, 0};
             sl_policy_pressure_tick(st, t, &s, 1, 999);
         }
     }
@@ -646,4 +831,5 @@ SL_TEST_MAIN(SL_TEST(test_ctl_step_and_recovery),
              SL_TEST(test_shares_settle_in_class_order),
              SL_TEST(test_memory_pressure),
              SL_TEST(test_broker_throttle_selective),
+             SL_TEST(test_broker_quota_settles),
              SL_TEST(test_disabled_defaults_and_rebind))
