@@ -1070,23 +1070,18 @@ size_t sl_policy_pressure_tick(sl_policy_state *st, int64_t now,
                 pc->demand = pc->b.rate;
             pc->held = false;
         }
-        /* While a share still holds some source back, the limit binds
-         * whatever the total says (the held-back source has a backlog):
-         * report the limit as used, so the controller keeps climbing
-         * instead of letting the backlog go all at once. */
-        m = held && b->ctl.limited ? SL_MAX(b->measured, b->ctl.rate)
-                                   : b->measured;
+        m = b->measured;
         if (!pp->enabled) {
             ev = b->ctl.limited ? SL_CTL_RELEASE : SL_CTL_STEADY;
             b->ctl.limited = false;
             b->ctl.reason = SL_THROTTLE_NONE;
         } else if (i == 0) {
-            sl_ctl_input in = {fill_permille, 0, m, NAN,
+            sl_ctl_input in = {fill_permille, 0, m, held, NAN,
                                SL_THROTTLE_MEMORY};
             ev = sl_ctl_update(&b->ctl, &mem, now, &in);
         } else {
             sl_ctl_input in = {x ? x->latency_ms : NAN,
-                               x ? (double)x->throttle_ms : 0, m,
+                               x ? (double)x->throttle_ms : 0, m, held,
                                b->delivered, SL_THROTTLE_BROKER_LATENCY};
             ev = sl_ctl_update(&b->ctl, &lat, now, &in);
         }

@@ -36,10 +36,17 @@
  *   while calm, the limit rises by ref / recovery_ms per ms, so the rate
  *   before the episode is back within recovery_ms (2 s default); once the
  *   limit is at least ref and no longer binds (the measured rate is below
- *   80% of it, so the backlog of the held-back sources has drained) the
- *   controller lets go (no limit). If the cluster is still overloaded,
- *   latency rises again and a new episode starts from the rate then
- *   measured.
+ *   80% of it, so the backlog of the held-back sources has drained) and
+ *   the latency is below half the target, the controller lets go (no
+ *   limit). If the cluster is still overloaded, latency rises again and a
+ *   new episode starts from the rate then measured. Why half: a broker
+ *   whose capacity is the bottleneck (a saturated link, a slow disk) holds
+ *   the latency near the target by itself, since every client's in-flight
+ *   window waits in its queue; the limit then stops binding once it climbs
+ *   past what the broker takes, and letting go there (as at "below the
+ *   target") ended each episode within a second and shared the broker by
+ *   connection instead of by class (seen behind a tc-capped link). Below
+ *   half the target the queue is gone.
  *   The limit never goes below min_bytes_per_sec, so a limited broker
  *   keeps delivering samples that show when it recovers.
  *
@@ -74,6 +81,9 @@
 #define CTL_MAX_GAP_US 1000000
 #define CTL_MEMORY_GAP_US 200000
 #define CTL_RELEASE_SLACK 0.8
+#define CTL_RELEASE_LEVEL 0.5
+#define CTL_BIND 0.95
+#define CTL_UNUSED_US 5000000
 #define CTL_MAX_THROTTLE_GAP_US 2000000
 #define CTL_PROBE_US 4000000.0
 
@@ -90,6 +100,7 @@ void sl_ctl_params_latency(sl_ctl_params *p, const sl_policy_pressure *pp)
 {
     params_common(p, pp);
     p->target = (double)pp->latency_target_ms;
+    p->release_level = CTL_RELEASE_LEVEL;
     p->min_gap_us = CTL_MIN_GAP_US;
     p->max_gap_us = CTL_MAX_GAP_US;
     p->gap_is_signal = true;
@@ -101,6 +112,7 @@ void sl_ctl_params_memory(sl_ctl_params *p, const sl_policy_pressure *pp)
 {
     params_common(p, pp);
     p->target = (double)pp->memory_high_water_pct * 10.0;
+    p->release_level = 1.0;
     p->band = 0.05;
     p->alpha = 0.5;
     p->min_gap_us = p->max_gap_us = CTL_MEMORY_GAP_US;
@@ -133,7 +145,7 @@ sl_ctl_event sl_ctl_update(sl_ctl *c, const sl_ctl_params *p, int64_t now,
 {
     int64_t dt = now - c->last_us, gap;
     double signal = in->signal, throttle_ms = in->throttle_ms;
-    double measured = in->measured, base, slope;
+    double measured = in->measured, base, slope, used;
     bool congested, calm, throttled, slow;
 
     if (dt < 0)
@@ -147,6 +159,9 @@ sl_ctl_event sl_ctl_update(sl_ctl *c, const sl_ctl_params *p, int64_t now,
                           : c->smoothed + p->alpha * (signal - c->smoothed);
     if (!(measured >= 0))
         measured = 0;
+    /* While a class share holds a source back, the limit binds whatever
+     * the total says (that source has a backlog). */
+    used = in->held && c->limited ? SL_MAX(measured, c->rate) : measured;
 
     /* A throttle time is in force for as long as the broker said: it
      * mutes the connection for that time, so the steps until then bring
@@ -169,6 +184,7 @@ sl_ctl_event sl_ctl_update(sl_ctl *c, const sl_ctl_params *p, int64_t now,
             c->limited = true;
             c->rate = c->ref = SL_MAX(measured, p->min_rate);
             c->quota = false;
+            c->bound_us = now;
             c->episodes++;
             c->last_cut_us = INT64_MIN / 2;
             ev = SL_CTL_BEGIN;
@@ -181,8 +197,8 @@ sl_ctl_event sl_ctl_update(sl_ctl *c, const sl_ctl_params *p, int64_t now,
             return ev == SL_CTL_BEGIN ? ev : SL_CTL_STEADY;
         /* Cut from what is really admitted when the limit is above it:
          * cutting an unused limit would change nothing for a while. */
-        if (measured > 0 && measured < c->rate)
-            c->rate = SL_MAX(measured, p->min_rate);
+        if (used > 0 && used < c->rate)
+            c->rate = SL_MAX(used, p->min_rate);
         base = c->rate;
         c->rate = SL_MAX(c->rate * (1 - p->decrease), p->min_rate);
         if ((throttled || c->quota) && in->delivered > 0) {
@@ -207,6 +223,23 @@ sl_ctl_event sl_ctl_update(sl_ctl *c, const sl_ctl_params *p, int64_t now,
     }
     if (!c->limited || !calm)
         return SL_CTL_STEADY;
+    /* Between half the target and the target the broker has a queue but
+     * not too long a one: climb only while the whole limit is taken (as
+     * TCP grows no window it does not fill, RFC 7661). A limit above what a
+     * saturated broker takes binds no one, and the broker then shares by
+     * connection, not by class. */
+    if (c->smoothed >= p->target * p->release_level &&
+        measured < c->rate * CTL_BIND) {
+        if (now - c->bound_us < CTL_UNUSED_US ||
+            used >= c->rate * CTL_RELEASE_SLACK)
+            return SL_CTL_STEADY;
+        /* unused that long: the latency is the broker's floor, not a
+         * queue this limit could shorten */
+        c->limited = false;
+        c->reason = SL_THROTTLE_NONE;
+        return SL_CTL_RELEASE;
+    }
+    c->bound_us = now;
     slope = SL_MAX(c->ref, p->min_rate) / (double)SL_MAX(p->recovery_us, 1);
     if (c->quota && c->rate >= c->ref) {
         /* Past a quota's rate, probe: slowly at first (the broker's window
@@ -222,7 +255,8 @@ sl_ctl_event sl_ctl_update(sl_ctl *c, const sl_ctl_params *p, int64_t now,
      * the episode come back with a backlog, and releasing it all at once
      * would recreate the overload. Until it drains, the limit keeps
      * climbing at the same slope. */
-    if (c->rate >= c->ref && measured < c->rate * CTL_RELEASE_SLACK) {
+    if (c->rate >= c->ref && used < c->rate * CTL_RELEASE_SLACK &&
+        !(c->smoothed >= p->target * p->release_level)) {
         c->limited = false;
         c->reason = SL_THROTTLE_NONE;
         return SL_CTL_RELEASE;

@@ -436,6 +436,7 @@ const sl_policy_pressure *sl_policy_pressure_of(const sl_policy *pol);
 typedef struct sl_ctl_params {
     double target;       /* signal level to stay under */
     double band;         /* congested above target * (1 + band) */
+    double release_level;/* let go only below target * release_level */
     double alpha;        /* EWMA weight of a new sample, 0..1 */
     double decrease;     /* each cut multiplies the rate by 1 - decrease */
     int64_t min_gap_us;  /* cuts at least this far apart ... */
@@ -455,6 +456,7 @@ typedef struct sl_ctl {
     int64_t throttle_until_us; /* the broker's latest throttle ends */
     int64_t throttle_gap_us;   /* cut spacing while it is in force */
     bool quota;                /* a throttle set ref to what it takes */
+    int64_t bound_us;          /* the limit was last taken whole */
     sl_throttle_reason reason; /* why limited (NONE when not) */
     uint64_t episodes, cuts;
 } sl_ctl;
@@ -481,6 +483,8 @@ typedef struct sl_ctl_input {
                            the last step (0: none); congestion whatever
                            the signal, for as long as it says */
     double measured;    /* bytes/s admitted towards it recently */
+    bool held;          /* a class share held a source back since the
+                           last step (it wants more than it sent) */
     double delivered;   /* bytes/s it acknowledged recently; NAN: unknown */
     sl_throttle_reason why; /* the reason a signal-driven limit carries
                                (BROKER_LATENCY or MEMORY) */

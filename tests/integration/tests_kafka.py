@@ -316,8 +316,8 @@ def test_capped_broker_link(env):
     the broker's answers come later the more is queued, as on a saturated
     broker. Asserted: the cap holds what is admitted, the fragile source
     keeps its guaranteed throughput over the episode, every class is back
-    at its rate once the cap is lifted, nothing is lost. Class-ordered
-    shedding is logged, not asserted (see below)."""
+    at its rate once the cap is lifted, nothing is lost, and the shedding
+    goes by class: elastic loses most, bounded keeps most."""
     from tests_pressure import Sampler, fmt
     import tests_pressure
     WANT = NET_WANT
@@ -380,16 +380,12 @@ def test_capped_broker_link(env):
         check(episode >= 0.9 * NET_WANT["fragile"],
               "fragile fell below 90%% of its %.2f MiB/s guarantee over the episode: "
               "%.2f MiB/s" % (NET_WANT["fragile"] / MIB, episode / MIB))
-        # What is NOT asserted, because the real broker showed it does not
-        # hold (issue 17, "a controller that tells load from distance"): that
-        # the latency controller sheds in class order under a capacity cap.
-        # The clients' and the upstream's in-flight windows bound the queueing
-        # delay (~in-flight bytes / cap), so the p90 signal crosses the 600 ms
-        # target in some runs and not in others, and a shed client's next
-        # request still carries everything it buffered during its pause
-        # (over-quota data is accepted), so elastic and bounded end up with
-        # about equal absolute rates (1.1-1.3 MiB/s each in 9 runs) instead
-        # of elastic going first. Logged here so a fix shows in the output.
+        # Shed in class order: elastic loses most, bounded keeps most of its
+        # rate (seen: elastic 25-33%, bounded 75-91%, fragile 82-99%). Not
+        # "bounded keeps all": a shed client's next request still carries
+        # all it buffered during its pause (over-quota data is accepted), so
+        # elastic gets about one burst per pause, and bounded's 1 s pauses
+        # cost it some.
         _, text = tests_pressure.scrape(NET_HTTP)
         m = re.search(r'sluice_connector_throttle_events_total\{connector="backfill",'
                       r'class="elastic",reason="broker_latency"\} (\d+)', text)
@@ -399,6 +395,10 @@ def test_capped_broker_link(env):
             "controller limited the broker: %s; broker_latency throttles of elastic: %s"
             % (100 * share["elastic"], 100 * share["bounded"], 100 * share["fragile"],
                limited, m.group(1) if m else 0))
+        check(limited and m, "the controller never limited the capped broker")
+        check(share["elastic"] <= share["bounded"] - 0.3 and share["bounded"] >= 0.65,
+              "not shed in class order: elastic kept %.0f%%, bounded %.0f%% of its rate"
+              % (100 * share["elastic"], 100 * share["bounded"]))
         if limited:
             wait_for(lambda: re.search(r"pressure: broker 1 recovered", open(
                 env.sluice_log, "rb").read().decode("utf-8", "replace")), 60,
@@ -416,12 +416,15 @@ def test_capped_broker_link(env):
 # The mock answers in about 1 ms, so tests_pressure.py targets 100 ms. The
 # real broker on this 2-core machine, with Sluice, the producers and the
 # JVM sharing the cores, delivers at a p90 of 40-120 ms per 100 ms interval
-# at 5.5 MiB/s with spikes to 300-800 ms (measured through Sluice, no cap):
-# a 100 ms target sheds all the time there. An operator sets the target
-# above the cluster's normal latency; here 600 ms, with a tbf queue of up
-# to 3 s, so that the capped link's queueing delay is what crosses it (with
-# a 1-1.5 s queue the in-flight windows below keep the delay under the
-# target and the link alone does the cutting).
+# at 5.5 MiB/s with single intervals at 300-800 ms (measured through Sluice,
+# no cap): a 100 ms target sheds all the time there. An operator sets the
+# target above the cluster's normal latency; here 300 ms (one slow interval
+# does not move the smoothed signal past 375). Not higher: the capped link's
+# queueing delay is bounded by the in-flight windows of the clients and of
+# Sluice's upstream producer (in-flight bytes / cap, 400-600 ms here), and
+# with a 600 ms target the signal crossed it in some runs and not others,
+# so the link alone shared the broker, by connection (elastic and bounded
+# at 1.1-1.3 MiB/s each in 9 runs).
 #
 # The fragile source writes 512 KiB/s (guaranteed) over 3 partitions, not
 # 1 MiB/s to one as on the mock: an idempotent librdkafka producer (the
@@ -438,7 +441,7 @@ def _netns_policy():
     import json
     from tests_pressure import POLICY
     doc = json.load(open(POLICY))
-    doc["pressure"]["latency_target_ms"] = 600
+    doc["pressure"]["latency_target_ms"] = 300
     doc["classes"]["fragile"]["guarantee_bytes_per_sec"] = "512KiB"
     return policy_file("pressure-kafkanet", doc)
 

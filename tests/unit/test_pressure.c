@@ -59,7 +59,7 @@ static void test_ctl_step_and_recovery(void)
     for (t = TICK; t <= 30 * SEC; t += TICK) {
         double lat = t >= 10 * SEC && t < 20 * SEC ? 300 : 5;
         sl_ctl_event ev =
-            sl_ctl_update(&c, &p, t, &(sl_ctl_input){lat, 0, measured, NAN, SL_THROTTLE_BROKER_LATENCY});
+            sl_ctl_update(&c, &p, t, &(sl_ctl_input){lat, 0, measured, false, NAN, SL_THROTTLE_BROKER_LATENCY});
         if (c.limited)
             measured = SL_MIN(measured, c.rate); /* clients obey */
         else
@@ -106,11 +106,11 @@ static void test_ctl_release_waits_for_backlog(void)
     sl_ctl_params_latency(&p, &pp);
     sl_ctl_init(&c, 0);
     for (t = TICK; t <= 3 * SEC; t += TICK)
-        sl_ctl_update(&c, &p, t, &(sl_ctl_input){300, 0, 10e6, NAN, SL_THROTTLE_BROKER_LATENCY});
+        sl_ctl_update(&c, &p, t, &(sl_ctl_input){300, 0, 10e6, false, NAN, SL_THROTTLE_BROKER_LATENCY});
     ASSERT_TRUE(c.limited);
     /* calm, backlog: the whole limit is used for 4 s */
     for (; t <= 7 * SEC; t += TICK) {
-        sl_ctl_update(&c, &p, t, &(sl_ctl_input){2, 0, c.rate, NAN, SL_THROTTLE_BROKER_LATENCY});
+        sl_ctl_update(&c, &p, t, &(sl_ctl_input){2, 0, c.rate, false, NAN, SL_THROTTLE_BROKER_LATENCY});
         ASSERT_TRUE(c.limited);
         ASSERT_TRUE(c.rate >= peak);
         peak = c.rate;
@@ -118,7 +118,7 @@ static void test_ctl_release_waits_for_backlog(void)
     ASSERT_TRUE(peak > 1.5 * c.ref); /* climbed past the old rate */
     ASSERT_TRUE(peak < 2.5 * c.ref); /* at the linear slope, no jump */
     /* the backlog has drained: back to 10 MB/s, released */
-    ASSERT_EQ(sl_ctl_update(&c, &p, t, &(sl_ctl_input){2, 0, 10e6, NAN, SL_THROTTLE_BROKER_LATENCY}),
+    ASSERT_EQ(sl_ctl_update(&c, &p, t, &(sl_ctl_input){2, 0, 10e6, false, NAN, SL_THROTTLE_BROKER_LATENCY}),
               SL_CTL_RELEASE);
 }
 
@@ -136,17 +136,17 @@ static void test_ctl_noise(void)
     sl_ctl_params_latency(&p, &pp);
     sl_ctl_init(&c, 0);
     for (int64_t t = TICK; t <= 60 * SEC; t += TICK)
-        sl_ctl_update(&c, &p, t, &(sl_ctl_input){30 + 25 * noise(), 0, 5e6, NAN, SL_THROTTLE_BROKER_LATENCY});
+        sl_ctl_update(&c, &p, t, &(sl_ctl_input){30 + 25 * noise(), 0, 5e6, false, NAN, SL_THROTTLE_BROKER_LATENCY});
     ASSERT_EQ(c.episodes, 0);
 
     sl_ctl_init(&c, 0);
     for (int64_t t = TICK; t <= 60 * SEC; t += TICK)
-        sl_ctl_update(&c, &p, t, &(sl_ctl_input){50 + 10 * noise(), 0, 5e6, NAN, SL_THROTTLE_BROKER_LATENCY});
+        sl_ctl_update(&c, &p, t, &(sl_ctl_input){50 + 10 * noise(), 0, 5e6, false, NAN, SL_THROTTLE_BROKER_LATENCY});
     ASSERT_EQ(c.episodes, 0);
 
     sl_ctl_init(&c, 0);
     for (int64_t t = TICK; t <= 20 * SEC; t += TICK)
-        if (sl_ctl_update(&c, &p, t, &(sl_ctl_input){100 + 40 * noise(), 0, 5e6, NAN, SL_THROTTLE_BROKER_LATENCY}) == SL_CTL_RAISE)
+        if (sl_ctl_update(&c, &p, t, &(sl_ctl_input){100 + 40 * noise(), 0, 5e6, false, NAN, SL_THROTTLE_BROKER_LATENCY}) == SL_CTL_RAISE)
             raises++;
     ASSERT_EQ(raises, 0);
     ASSERT_EQ(c.episodes, 1);
@@ -163,7 +163,7 @@ static void test_ctl_single_spike(void)
     sl_ctl_params_latency(&p, &pp);
     sl_ctl_init(&c, 0);
     for (int64_t t = TICK; t <= 10 * SEC; t += TICK)
-        sl_ctl_update(&c, &p, t, &(sl_ctl_input){t == 5 * SEC ? 150 : 10, 0, 5e6, NAN, SL_THROTTLE_BROKER_LATENCY});
+        sl_ctl_update(&c, &p, t, &(sl_ctl_input){t == 5 * SEC ? 150 : 10, 0, 5e6, false, NAN, SL_THROTTLE_BROKER_LATENCY});
     ASSERT_EQ(c.episodes, 0);
 }
 
@@ -184,7 +184,7 @@ static void test_ctl_cut_spacing(void)
     sl_ctl_init(&c, 0);
     for (int64_t t = TICK; t <= 5 * SEC; t += TICK) {
         uint64_t before = c.cuts;
-        sl_ctl_update(&c, &p, t, &(sl_ctl_input){300, 0, 100e6, NAN, SL_THROTTLE_BROKER_LATENCY});
+        sl_ctl_update(&c, &p, t, &(sl_ctl_input){300, 0, 100e6, false, NAN, SL_THROTTLE_BROKER_LATENCY});
         if (c.cuts != before) {
             if (last >= 0)
                 ASSERT_TRUE(t - last >= 300 * MS);
@@ -194,7 +194,7 @@ static void test_ctl_cut_spacing(void)
     ASSERT_TRUE(c.cuts >= 10 && c.cuts <= 17);
     sl_ctl_init(&c, 0);
     for (int64_t t = TICK; t <= 10 * SEC; t += TICK)
-        sl_ctl_update(&c, &p, t, &(sl_ctl_input){t == TICK ? 5000 : NAN, 0, 100e6, NAN, SL_THROTTLE_BROKER_LATENCY});
+        sl_ctl_update(&c, &p, t, &(sl_ctl_input){t == TICK ? 5000 : NAN, 0, 100e6, false, NAN, SL_THROTTLE_BROKER_LATENCY});
     cuts = c.cuts;
     ASSERT_TRUE(cuts >= 9 && cuts <= 11);
     ASSERT_TRUE(fabs(c.smoothed - 5000) < 1e-9);
@@ -212,23 +212,23 @@ static void test_ctl_throttle_memory_time(void)
     sl_ctl_params_latency(&p, &pp);
     sl_ctl_params_memory(&m, &pp);
     sl_ctl_init(&c, 0);
-    ASSERT_EQ(sl_ctl_update(&c, &p, TICK, &(sl_ctl_input){1, 500, 1e6, NAN, SL_THROTTLE_BROKER_LATENCY}),
+    ASSERT_EQ(sl_ctl_update(&c, &p, TICK, &(sl_ctl_input){1, 500, 1e6, false, NAN, SL_THROTTLE_BROKER_LATENCY}),
               SL_CTL_BEGIN);
     ASSERT_EQ(c.reason, SL_THROTTLE_BROKER_THROTTLE);
     ASSERT_TRUE(c.rate < 1e6);
 
     sl_ctl_init(&c, 0);
-    ASSERT_EQ(sl_ctl_update(&c, &m, TICK, &(sl_ctl_input){700, 0, 1e6, NAN, SL_THROTTLE_MEMORY}),
+    ASSERT_EQ(sl_ctl_update(&c, &m, TICK, &(sl_ctl_input){700, 0, 1e6, false, NAN, SL_THROTTLE_MEMORY}),
               SL_CTL_STEADY);
     /* smoothed 825: inside the narrow band (800..840) */
-    ASSERT_EQ(sl_ctl_update(&c, &m, 2 * TICK, &(sl_ctl_input){950, 0, 1e6, NAN, SL_THROTTLE_MEMORY}),
+    ASSERT_EQ(sl_ctl_update(&c, &m, 2 * TICK, &(sl_ctl_input){950, 0, 1e6, false, NAN, SL_THROTTLE_MEMORY}),
               SL_CTL_STEADY);
-    ASSERT_EQ(sl_ctl_update(&c, &m, 3 * TICK, &(sl_ctl_input){950, 0, 1e6, NAN, SL_THROTTLE_MEMORY}),
+    ASSERT_EQ(sl_ctl_update(&c, &m, 3 * TICK, &(sl_ctl_input){950, 0, 1e6, false, NAN, SL_THROTTLE_MEMORY}),
               SL_CTL_BEGIN);
     ASSERT_EQ(c.reason, SL_THROTTLE_MEMORY);
     {
         double r = c.rate;
-        sl_ctl_update(&c, &m, TICK, &(sl_ctl_input){0, 0, 1e6, NAN, SL_THROTTLE_MEMORY});
+        sl_ctl_update(&c, &m, TICK, &(sl_ctl_input){0, 0, 1e6, false, NAN, SL_THROTTLE_MEMORY});
         ASSERT_TRUE(c.limited); /* smoothed 475: calm, but dt = 0 */
         ASSERT_TRUE(fabs(c.rate - r) < 1e-9);
     }
