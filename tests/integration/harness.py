@@ -8,6 +8,7 @@ Nothing here sleeps to stand in for a condition: wait_for() polls a condition
 until a deadline and fails with what it was waiting for.
 """
 
+import collections
 import os
 import random
 import select
@@ -504,12 +505,37 @@ def verify_upstream(env, topic, partitions, sent, with_ts=True, timeout=30):
     """Waits until the upstream holds len(sent) records (acks=0 arrives
     late), then compares every record byte for byte and in order."""
     want = len(sent)
-    wait_for(lambda: total_high(env.upstream, topic, partitions) >= want, timeout,
-             lambda: "%d records upstream in %s (have %d)"
-             % (want, topic, total_high(env.upstream, topic, partitions)), interval=0.1)
+    try:
+        wait_for(lambda: total_high(env.upstream, topic, partitions) >= want, timeout,
+                 lambda: "%d records upstream in %s (have %d)"
+                 % (want, topic, total_high(env.upstream, topic, partitions)), interval=0.1)
+    except TestFailure as e:
+        # Say which records are missing (a lost record is the worst thing
+        # Sluice can do; the next one to chase it needs the evidence).
+        got = read_upstream(env.upstream, topic, partitions)
+        fail("%s; %s" % (e, missing_report(by_partition(sent), got, with_ts)))
     got = read_upstream(env.upstream, topic, partitions)
     compare_partitions(by_partition(sent), got, with_ts)
     return got
+
+
+def missing_report(sent, got, with_ts=True):
+    """Which of sent ({partition: [Rec]}) are not in got, and the reverse."""
+    out = []
+    for p in sorted(set(sent) | set(got)):
+        have = collections.Counter(r.ident(with_ts) for r in got.get(p, []))
+        miss = []
+        for i, r in enumerate(sent.get(p, [])):
+            if have[r.ident(with_ts)] > 0:
+                have[r.ident(with_ts)] -= 1
+            else:
+                miss.append("#%d %r" % (i, r))
+        extra = sum(have.values())
+        if miss or extra:
+            out.append("partition %d: %d missing%s%s" % (
+                p, len(miss), (" (" + ", ".join(miss[:5]) + ")") if miss else "",
+                ", %d upstream not sent" % extra if extra else ""))
+    return "; ".join(out) or "no record missing"
 
 
 def metadata_leader(bootstrap, topic, partition, timeout=10):
