@@ -22,7 +22,9 @@ struct sl_idem {
     entry **buckets;
     size_t n_buckets; /* power of two */
     size_t n_entries;
-    int64_t next_pid;
+    uint32_t prefix;      /* high half of the ids issued now, 1..2^31-1 */
+    uint32_t prev_prefix; /* the one before a wrap (0: none) */
+    uint32_t next_n;      /* low half of the next id */
     int64_t idle_ms;
 };
 
@@ -42,14 +44,26 @@ static uint64_t hash_key(int64_t pid, int32_t partition, const char *topic,
     return h;
 }
 
-sl_idem *sl_idem_new(int64_t pid_base, int64_t idle_ms)
+sl_idem *sl_idem_new(uint32_t prefix, int64_t idle_ms)
 {
     sl_idem *id = sl_calloc(1, sizeof(*id));
     id->n_buckets = 256;
     id->buckets = sl_calloc(id->n_buckets, sizeof(*id->buckets));
-    id->next_pid = pid_base < 0 ? 0 : pid_base;
+    id->prefix = prefix & 0x7fffffffu;
+    if (id->prefix == 0)
+        id->prefix = 1;
     id->idle_ms = idle_ms;
     return id;
+}
+
+bool sl_idem_issued(const sl_idem *id, int64_t pid)
+{
+    uint32_t hi = (uint32_t)((uint64_t)pid >> 32), lo = (uint32_t)pid;
+
+    if (pid < 0)
+        return false;
+    return (hi == id->prefix && lo < id->next_n) ||
+           (hi == id->prev_prefix && id->prev_prefix != 0);
 }
 
 void sl_idem_free(sl_idem *id)
@@ -74,8 +88,14 @@ void sl_idem_free(sl_idem *id)
 int16_t sl_idem_init_producer(sl_idem *id, int64_t *pid_out,
                               int16_t *epoch_out)
 {
-    *pid_out = id->next_pid++;
+    *pid_out = (int64_t)((uint64_t)id->prefix << 32 | id->next_n);
     *epoch_out = 0;
+    if (++id->next_n == 0) {
+        /* 2^32 ids: go on under the next prefix (the old one stays
+         * known, its ids all issued). */
+        id->prev_prefix = id->prefix;
+        id->prefix = id->prefix % 0x7fffffffu + 1;
+    }
     return 0;
 }
 

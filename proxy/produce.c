@@ -361,6 +361,20 @@ static int parse_batches(sl_produce *pr, ppart *pp, sl_kstr records,
             set_error(pp, SL_KERR_CORRUPT_MESSAGE, "record batch CRC mismatch");
             return -1;
         }
+        if (rc == 0 && pb->b.base_offset != 0) {
+            /* LogValidator: a client's batch starts at offset 0. */
+            set_error(pp, SL_KERR_INVALID_RECORD,
+                      "the baseOffset of a produced record batch must be 0");
+            return -1;
+        }
+        if (rc == SL_E_INVALID) {
+            /* Kafka's LogValidator words it as "invalid offset range" or
+             * "inconsistent batch offset range and count of records". */
+            set_error(pp, SL_KERR_INVALID_RECORD,
+                      "record batch has no records, or a lastOffsetDelta "
+                      "other than its record count - 1");
+            return -1;
+        }
         if (rc < 0) {
             set_error(pp, SL_KERR_CORRUPT_MESSAGE, "malformed record batch");
             return -1;
@@ -412,8 +426,11 @@ static int parse_batches(sl_produce *pr, ppart *pp, sl_kstr records,
             sl_header h;
             sl_rd hr;
             size_t size;
+            /* A broker refuses records it cannot read as INVALID_RECORD
+             * (DefaultRecord: "Found invalid record structure"); only a
+             * bad CRC is CORRUPT_MESSAGE (broker_refusals_differential). */
             if (sl_record_next(&rr, &rec) != 0) {
-                set_error(pp, SL_KERR_CORRUPT_MESSAGE, "malformed record");
+                set_error(pp, SL_KERR_INVALID_RECORD, "malformed record");
                 return -1;
             }
             size = (size_t)SL_MAX(rec.key_len, 0) +
@@ -421,7 +438,7 @@ static int parse_batches(sl_produce *pr, ppart *pp, sl_kstr records,
             hr = sl_rd_init(rec.headers, rec.headers_len);
             for (int32_t j = 0; j < rec.n_headers; j++) {
                 if (sl_header_next(&hr, &h) != 0) {
-                    set_error(pp, SL_KERR_CORRUPT_MESSAGE,
+                    set_error(pp, SL_KERR_INVALID_RECORD,
                               "malformed record header");
                     return -1;
                 }
@@ -434,7 +451,7 @@ static int parse_batches(sl_produce *pr, ppart *pp, sl_kstr records,
             }
         }
         if (sl_rd_left(&rr) != 0) {
-            set_error(pp, SL_KERR_CORRUPT_MESSAGE,
+            set_error(pp, SL_KERR_INVALID_RECORD,
                       "record count does not match the batch");
             return -1;
         }
@@ -469,6 +486,10 @@ static bool check_idempotence(sl_produce *pr, ppart *pp, sl_kstr topic,
             continue;
         last = (int32_t)(((int64_t)b->base_sequence + b->last_offset_delta) %
                          ((int64_t)INT32_MAX + 1));
+        if (!sl_idem_issued(srv->idem, b->producer_id))
+            sl_debug("batch names producer id %lld, not issued by this "
+                     "Sluice (from before a restart, or another instance's)",
+                     (long long)b->producer_id);
         rc = sl_idem_check(srv->idem, b->producer_id, b->producer_epoch,
                            topic.p, (size_t)topic.len, pp->index,
                            b->base_sequence, last, (int64_t)now, &slot, &kerr);
@@ -508,9 +529,9 @@ static bool check_idempotence(sl_produce *pr, ppart *pp, sl_kstr topic,
             set_error(pp, kerr,
                       kerr == SL_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER
                           ? "out of order sequence number"
-                          : kerr == SL_KERR_DUPLICATE_SEQUENCE_NUMBER
-                                ? "duplicate sequence number"
-                                : "invalid producer epoch");
+                      : kerr == SL_KERR_DUPLICATE_SEQUENCE_NUMBER
+                          ? "duplicate sequence number"
+                          : "invalid producer epoch");
             /* Nothing of this partition goes upstream: give back the
              * sequences reserved for earlier batches in it. */
             for (size_t s = 0; s < pp->n_slots; s++)

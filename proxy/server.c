@@ -352,9 +352,24 @@ int sl_server_run(sl_config *cfg)
         uv_run(srv->loop, UV_RUN_DEFAULT);
         goto cleanup;
     }
-    /* Producer ids differ across restarts so a restarted Sluice does not
-     * hand a new producer the id of one still retrying. */
-    srv->idem = sl_idem_new((int64_t)time(NULL) << 16, 15 * 60 * 1000);
+    /* Producer ids under a random prefix (see sluice/idem.h): they differ
+     * across restarts and across instances, so no client is handed the id
+     * of another one still retrying. */
+    {
+        uint32_t prefix = 0;
+        int rr = uv_random(NULL, NULL, &prefix, sizeof(prefix), 0, NULL);
+        if (rr != 0) {
+            /* No entropy source: time and pid, still unlikely to repeat. */
+            sl_warn("uv_random: %s; producer ids from the clock instead",
+                    uv_strerror(rr));
+            prefix = (uint32_t)time(NULL) ^ ((uint32_t)uv_os_getpid() << 16);
+        }
+        prefix &= 0x7fffffffu;
+        prefix += prefix == 0;
+        srv->idem = sl_idem_new(prefix, 15 * 60 * 1000);
+        sl_info("producer ids: prefix %u (ids from %llu)", (unsigned)prefix,
+                (unsigned long long)prefix << 32);
+    }
 
     srv->listen_addr = ss;
     if ((rc = listener_open(srv, &srv->listener, -1, sockaddr_port(&ss))) !=

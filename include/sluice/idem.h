@@ -15,11 +15,22 @@
  * the client's retry of the same sequence is accepted (nothing was
  * written, as far as the client was told).
  *
- * Unknown producer/partition pairs (first batch, a Sluice restart, or an
- * entry expired after idle_ms) start tracking at whatever sequence arrives:
- * the broker would answer UNKNOWN_PRODUCER_ID and force a reset; Sluice is
- * lenient because nothing can be lost by accepting, and the upstream
- * producer is idempotent on its own.
+ * Producer ids are (prefix << 32) | n: the prefix is 31 random bits the
+ * daemon draws at start, n counts the ids issued. So ids do not repeat
+ * across restarts or across Sluice instances on one cluster (two instances
+ * share a prefix with probability 2^-31): two clients never share one id
+ * and so never share sequence state, where a DUPLICATE_SEQUENCE_NUMBER
+ * would silently drop one's batch.
+ *
+ * A batch naming an id this instance did not issue (one from before a
+ * restart, another instance's) is accepted, as a broker accepts any id
+ * from an idempotent producer: answering UNKNOWN_PRODUCER_ID instead is
+ * fatal to librdkafka's idempotent producer ("unable to retry without
+ * risking duplication/reordering", 2.0.2), so every librdkafka client
+ * would die at a Sluice restart. Pairs of an id and a partition not seen
+ * yet (a first batch, a restart, an entry expired after idle_ms) start
+ * tracking at whatever sequence arrives; the upstream producer is
+ * idempotent on its own.
  *
  * Pure (time is a parameter), loop thread only.
  */
@@ -54,10 +65,13 @@ enum {
     SL_IDEM_REJECT,    /* *kerr holds the Kafka error to answer */
 };
 
-/* pid_base: first producer id handed out (the daemon uses a value derived
- * from the start time so ids differ across restarts). idle_ms: how long a
+/* prefix: the high half of the ids handed out (random in the daemon; its
+ * low 31 bits are used, 0 counts as 1). idle_ms: how long a
  * producer/partition entry with nothing pending is kept. */
-sl_idem *sl_idem_new(int64_t pid_base, int64_t idle_ms);
+sl_idem *sl_idem_new(uint32_t prefix, int64_t idle_ms);
+
+/* Whether pid is one this instance issued. */
+bool sl_idem_issued(const sl_idem *id, int64_t pid);
 void sl_idem_free(sl_idem *id);
 
 /* InitProducerId without a transactional.id: a new producer id with epoch

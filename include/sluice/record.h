@@ -92,9 +92,11 @@ typedef struct sl_batch {
  *                     fetch-style partial read; in Produce it is corrupt)
  *  SL_E_UNSUPPORTED - magic != 2 (message format v0/v1)
  *  SL_E_CRC         - CRC-32C mismatch
- *  SL_E_PARSE       - impossible lengths/counts (negative record count,
- *                     batch_length < 49, last_offset_delta inconsistent
- *                     with records_count, ...)
+ *  SL_E_INVALID     - a well-formed header a broker refuses to append
+ *                     (INVALID_RECORD): no records, last_offset_delta
+ *                     other than records_count - 1, more records than
+ *                     the (uncompressed) bytes could hold
+ *  SL_E_PARSE       - impossible lengths (batch_length < 49, ...)
  */
 int sl_batch_next(sl_rd *r, sl_batch *b);
 

@@ -68,16 +68,19 @@ int sl_batch_next(sl_rd *r, sl_batch *b)
     if (sl_crc32c(0, raw + SL_BATCH_CRC_OFFSET,
                   b->raw_len - SL_BATCH_CRC_OFFSET) != b->crc)
         return fail(r, SL_E_CRC);
-    /* Produce batches carry contiguous offset deltas 0..count-1; the
-     * broker's LogValidator rejects any other lastOffsetDelta. (Fetched
-     * batches can have gaps after compaction; Sluice never decodes
-     * those.) */
-    if (b->records_count < 0 ||
+    /* Produce batches carry contiguous offset deltas 0..count-1 and at
+     * least one record; the broker's LogValidator refuses any other
+     * lastOffsetDelta or count as an invalid record (INVALID), not as
+     * corrupt bytes. (Fetched batches can have gaps after compaction;
+     * Sluice never decodes those.) */
+    if (b->records_count <= 0 ||
         b->last_offset_delta != b->records_count - 1)
-        return fail(r, SL_E_PARSE);
+        return fail(r, SL_E_INVALID);
+    /* More records than the bytes could hold: a broker finds too few
+     * (INVALID_RECORD too). */
     if (sl_batch_codec(b) == SL_CODEC_NONE &&
         (size_t)b->records_count > b->records_len / RECORD_MIN_SIZE)
-        return fail(r, SL_E_PARSE);
+        return fail(r, SL_E_INVALID);
     r->p = raw + b->raw_len;
     return 0;
 }

@@ -58,10 +58,36 @@ def wait_for(cond, timeout, what, interval=0.02):
         time.sleep(interval)
 
 
-def free_port():
+# Ports for listeners the suite starts: below the kernel's ephemeral range
+# (32768-60999 on Linux), which every outgoing connection and every ":0"
+# listener draws from. A port taken from that range and handed on is free
+# only until the next connect(): once a Sluice's own operator HTTP on :0 got
+# the Kafka port its test had picked a moment before ("address already in
+# use"). Each pick is a run of PORT_SPAN ports (Sluice listens on one more
+# per upstream broker), never handed out twice by this process.
+PORT_LOW, PORT_HIGH, PORT_SPAN = 20000, 32000, 8
+_ports_given = set()
+_port_rng = random.Random(os.getpid() ^ int(time.time()))
+
+
+def _port_free(port):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port():
+    for _ in range(1000):
+        base = _port_rng.randrange(PORT_LOW, PORT_HIGH - PORT_SPAN)
+        run = range(base, base + PORT_SPAN)
+        if any(p in _ports_given for p in run) or not all(_port_free(p) for p in run):
+            continue
+        _ports_given.update(run)
+        return base
+    raise RuntimeError("no free run of %d ports in %d-%d" % (PORT_SPAN, PORT_LOW, PORT_HIGH))
 
 
 def tail(path, lines=25):
@@ -151,13 +177,14 @@ class Mock:
 class Sluice:
     """A sluice process on a free loopback port, stderr captured per test."""
 
-    def __init__(self, path, upstream, logpath, args=(), ready_timeout=20):
+    def __init__(self, path, upstream, logpath, args=(), ready_timeout=20, port=None):
+        """port: listen there (a restart at the same address), else a free one."""
         self.path = path
         self.logpath = logpath
         self.exit_code = None
         last = None
         for attempt in range(3):  # a free port can be taken between probe and bind
-            self.port = free_port()
+            self.port = port or free_port()
             self.addr = "127.0.0.1:%d" % self.port
             argv = [path, "--listen", self.addr, "--upstream", upstream,
                     "--log_level", "debug"] + list(args)
@@ -182,7 +209,8 @@ class Sluice:
                     self.proc.kill()
                     self.proc.wait()
                 self.log.close()
-                if "Address already in use" not in tail(logpath, 50):
+                # (libuv words it "address already in use")
+                if "address already in use" not in tail(logpath, 50).lower():
                     break
         raise last
 

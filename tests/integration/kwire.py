@@ -32,6 +32,7 @@ INIT_PRODUCER_ID = 22
 # Error codes used by the tests
 NONE = 0
 CORRUPT_MESSAGE = 2
+INVALID_RECORD = 87
 UNKNOWN_TOPIC_OR_PARTITION = 3
 NOT_LEADER_OR_FOLLOWER = 6
 REQUEST_TIMED_OUT = 7
@@ -41,6 +42,7 @@ NOT_ENOUGH_REPLICAS = 19
 UNSUPPORTED_VERSION = 35
 INVALID_REQUEST = 42
 OUT_OF_ORDER_SEQUENCE_NUMBER = 45
+UNKNOWN_PRODUCER_ID = 59
 DUPLICATE_SEQUENCE_NUMBER = 46
 
 # ---------------------------------------------------------------------------
@@ -314,12 +316,13 @@ def record_batch(records, base_timestamp=None, codec=CODEC_NONE, producer_id=-1,
                  producer_epoch=-1, base_sequence=-1, base_offset=0,
                  attributes_extra=0, raw_records=None, records_count=None,
                  partition_leader_epoch=-1, bad_crc=False, max_timestamp=None,
-                 payload=None):
+                 payload=None, last_offset_delta=None):
     """Builds a v2 RecordBatch.
 
     raw_records replaces the encoded (uncompressed) records section and
     payload the (compressed) bytes after the header, for malformed-input
-    tests; records_count overrides the declared count.
+    tests; records_count overrides the declared count and
+    last_offset_delta the declared lastOffsetDelta.
     """
     if base_timestamp is None:
         base_timestamp = int(time.time() * 1000)
@@ -337,7 +340,7 @@ def record_batch(records, base_timestamp=None, codec=CODEC_NONE, producer_id=-1,
     else:
         raise ValueError("kwire encodes only none and gzip")
     n = len(records) if records_count is None else records_count
-    last_delta = max(len(records) - 1, 0)
+    last_delta = max(len(records) - 1, 0) if last_offset_delta is None else last_offset_delta
     if max_timestamp is None:
         max_timestamp = base_timestamp + max([r.timestamp_delta for r in records] or [0])
     after_crc = (i16(codec | attributes_extra) + i32(last_delta) + i64(base_timestamp) +

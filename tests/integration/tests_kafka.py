@@ -106,6 +106,45 @@ def wait_acked(prod, n, timeout, what):
 
 
 # ---------------------------------------------------------------------------
+# Sluice itself restarted under idempotent load
+
+
+def test_sluice_restarted_idempotent(env):
+    """An idempotent librdkafka producer writing through Sluice while Sluice
+    is stopped with SIGTERM and started again at the same address. The new
+    Sluice did not issue the producer's id and accepts it anyway, as a
+    broker would (UNKNOWN_PRODUCER_ID is fatal to librdkafka 2.0.2: "unable
+    to retry without risking duplication/reordering"); the producer goes on
+    without an error, and every acknowledged record is upstream, once: a
+    clean SIGTERM answers or fails every in-flight request."""
+    from harness import Sluice
+    topic = env.topic("restart", 3)
+    prod = SeqProducer(env.bootstrap, topic, 3, 12000, client_id="restart")
+    prod.start()
+    try:
+        wait_acked(prod, 3000, 60, "records before the restart")
+        old = env.sluice
+        old.stop()
+        log("sluice stopped (exit 0) after %d acknowledged" % len(prod.acked))
+        env.sluice = Sluice(env.cfg.sluice, env.upstream, old.logpath + ".after",
+                            env.sluice_args, port=old.port)
+        wait_acked(prod, 9000, 120, "records after the restart")
+        left = prod.stop()
+    finally:
+        if prod.is_alive():
+            prod.stop()
+    text = open(env.sluice.logpath, "rb").read().decode("utf-8", "replace")
+    log("batches naming an id from before the restart: %d" % text.count("not issued by this Sluice"))
+    check(not prod.errors, "producer errors: %s" % prod.errors[:3])
+    check(left == 0, "%d records not flushed" % left)
+    exactly_once(env, topic, 3, prod.acked, set(prod.sent), "across a Sluice restart")
+
+
+register("sluice_restarted_idempotent", test_sluice_restarted_idempotent, direct=False,
+         timeout=300, upstreams=("mock", "kafka"))
+
+
+# ---------------------------------------------------------------------------
 # A leader killed with SIGKILL, then restarted, under idempotent load
 
 
@@ -503,8 +542,10 @@ def test_broker_refusals_differential(env):
     Sluice get the same per-partition error code: two record batches for
     one partition (v3+: exactly one; INVALID_RECORD), an empty record set
     (INVALID_RECORD), zstd below Produce v7 (UNSUPPORTED_COMPRESSION_TYPE),
-    a bad CRC (CORRUPT_MESSAGE); and, as controls, zstd at v7 and one batch
-    at v3 and v9 (accepted)."""
+    a bad CRC (CORRUPT_MESSAGE), a batch whose header disagrees with its
+    records (no records, a lastOffsetDelta other than count - 1, a
+    baseOffset other than 0); and, as controls, zstd at v7 and one batch at
+    v3 and v9 (accepted)."""
     import zstandard
     topic = env.topic("refuse", 1)
 
@@ -512,6 +553,7 @@ def test_broker_refusals_differential(env):
         return kwire.record_batch([kwire.Record(b"k", v)], base_offset=base_offset)
 
     raw = kwire.encode_record(kwire.Record(b"k", b"zstd"), 0)
+    one = kwire.encode_record(kwire.Record(b"k", b"one"), 0)
     zstd = kwire.record_batch([kwire.Record(b"k", b"zstd")], codec=4,
                               payload=zstandard.ZstdCompressor().compress(raw))
     cases = [
@@ -522,6 +564,20 @@ def test_broker_refusals_differential(env):
         ("zstd, v3", 3, zstd),
         ("zstd, v7", 7, zstd),
         ("bad CRC, v7", 7, kwire.record_batch([kwire.Record(b"k", b"x")], bad_crc=True)),
+        # A batch's header against its records (LogValidator.validateBatch):
+        ("zero records, v7", 7, kwire.record_batch([], last_offset_delta=0)),
+        ("zero records, delta -1", 7, kwire.record_batch([], last_offset_delta=-1)),
+        ("lastOffsetDelta 3 of 1", 7, kwire.record_batch([kwire.Record(b"k", b"g")],
+                                                         last_offset_delta=3)),
+        ("baseOffset 5, v7", 7, batch(b"h", 5)),
+        ("count 5, 1 record", 7, kwire.record_batch(
+            [kwire.Record(b"k", b"i")], raw_records=one, records_count=5)),
+        ("garbage varints", 7, kwire.record_batch(
+            [kwire.Record(b"k", b"l")], raw_records=kwire.varint(12) + b"\x00" + b"\xff" * 11)),
+        ("bytes after the records", 7, kwire.record_batch(
+            [kwire.Record(b"k", b"m")], raw_records=one + b"\x00\x00")),
+        ("count 5 = delta+1, 1 rec", 7, kwire.record_batch(
+            [kwire.Record(b"k", b"j")], raw_records=one, records_count=5, last_offset_delta=4)),
         ("one batch, v3", 3, batch(b"e")),
         ("one batch, v9", 9, batch(b"f")),
     ]

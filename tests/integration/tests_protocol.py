@@ -6,7 +6,8 @@ import threading
 import time
 
 import kwire
-from harness import (Rec, by_partition, check, compare_partitions, eq, fail, log, read_upstream,
+from harness import (Rec, Sluice, by_partition, check, compare_partitions, eq, fail, log,
+                     read_upstream,
                      test, total_high, verify_upstream, wait_for)
 from tests_clients import BOTH, produce_confluent
 
@@ -122,6 +123,48 @@ def client_idempotence_kwire(env):
     verify_upstream(env, topic, 1, sent)
 
 
+@test(direct=False, upstreams=BOTH)
+def producer_ids_per_instance(env):
+    """Issue 12, item 4: two Sluice processes started within the same
+    second hand out different producer ids (ids came from the start second
+    plus a counter). A batch naming an id the instance did not issue (the
+    other's, a made-up one) is accepted as a broker accepts it, with
+    sequence state of its own: the same sequence under its own id is not a
+    duplicate of it."""
+    topic = env.topic("pids", 1)
+    first = env.sluice
+    t0 = time.time()
+    other = Sluice(env.cfg.sluice, env.upstream, env.sluice_log + ".2")
+    try:
+        started = time.time() - t0
+        ids = {}
+        for name, addr in (("first", first.addr), ("second", other.addr)):
+            with kwire.Conn(addr) as c:
+                ids[name] = [c.init_producer_id(4)["producer_id"] for _ in range(3)]
+        log("ids: %s (second instance up %.2fs after the first's test began)"
+            % (ids, started))
+        check(not set(ids["first"]) & set(ids["second"]),
+              "two instances handed out the same id: %s" % ids)
+        check(len(set(ids["first"])) == 3, "one instance repeated an id: %s" % ids)
+        r, ts = recs_of(b"p", 1)
+        with kwire.Conn(env.kafka_addr(topic, 0)) as c:
+            learn_topic(c, topic, 1)
+            offsets = []
+            for what, pid in (("the other instance's id", ids["second"][0]),
+                              ("a made-up id", 123456789),
+                              ("an id this instance issued", ids["first"][0])):
+                a = c.produce(topic, 0, kwire.record_batch(r, ts, producer_id=pid,
+                                                           producer_epoch=0, base_sequence=0),
+                              version=7)
+                eq(a["error_code"], 0, "Produce naming %s" % what)
+                offsets.append(a["base_offset"])
+            check(len(set(offsets)) == 3, "batches of three ids answered as duplicates: "
+                  "offsets %s" % offsets)
+    finally:
+        other.stop()
+    verify_upstream(env, topic, 1, as_recs(0, r, ts) * 3)
+
+
 # ---------------------------------------------------------------------------
 # h) malformed input on some connections, a real producer on another
 
@@ -220,17 +263,24 @@ def _malformed_steps(env, topic):
         r = c.produce(topic, 0, kwire.record_batch(good, ts, bad_crc=True))
         eq(r["error_code"], kwire.CORRUPT_MESSAGE, "Produce with a bad CRC")
 
-        # 4. garbage varints inside a record (CRC correct)
+        # 4. garbage varints inside a record (CRC correct): a broker answers
+        # INVALID_RECORD to records it cannot read (broker_refusals_differential)
         raw = kwire.varint(12) + b"\x00" + b"\xff" * 11
         r = c.produce(topic, 0, kwire.record_batch([kwire.Record(b"x", b"y")], ts,
                                                    raw_records=raw))
-        eq(r["error_code"], kwire.CORRUPT_MESSAGE, "Produce with garbage varints in a record")
+        eq(r["error_code"], kwire.INVALID_RECORD, "Produce with garbage varints in a record")
 
-        # 5. a record count that doesn't match the records
+        # 5. a record count that doesn't match the records (nor lastOffsetDelta
+        # 0): a broker's LogValidator refuses the header as INVALID_RECORD
         raw = kwire.encode_record(kwire.Record(b"x", b"y"), 0)
         r = c.produce(topic, 0, kwire.record_batch([kwire.Record(b"x", b"y")], ts,
                                                    raw_records=raw, records_count=5))
-        eq(r["error_code"], kwire.CORRUPT_MESSAGE, "Produce with records_count 5 for 1 record")
+        eq(r["error_code"], kwire.INVALID_RECORD, "Produce with records_count 5 for 1 record")
+        # ... and with lastOffsetDelta 4 to match: the records are too few
+        r = c.produce(topic, 0, kwire.record_batch([kwire.Record(b"x", b"y")], ts,
+                                                   raw_records=raw, records_count=5,
+                                                   last_offset_delta=4))
+        eq(r["error_code"], kwire.INVALID_RECORD, "Produce with 5 records declared, 1 there")
 
         # 6. gzip bomb: 256 MiB of zeros in a ~260 KB request
         bomb = gzip_bomb_payload()
