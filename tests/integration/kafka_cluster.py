@@ -319,7 +319,9 @@ class KafkaCluster:
         self.started = True
         return self
 
-    def stop(self):
+    def stop(self, keep_data=False):
+        """Stops every node. keep_data: leave the partitions' logs on disk
+        (a test on this cluster failed: they are the evidence)."""
         for n in self.nodes:
             if n.alive():
                 n.proc.send_signal(signal.SIGTERM)
@@ -331,7 +333,7 @@ class KafkaCluster:
                     n.kill()
         if self.netns:  # the cluster owns its namespace
             self.netns.destroy()
-        if os.environ.get("SLUICE_KEEP_KAFKA"):
+        if keep_data or os.environ.get("SLUICE_KEEP_KAFKA"):
             return
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)

@@ -112,6 +112,7 @@ def main():
 
     signal.signal(signal.SIGALRM, _alarm)
     passed = failed = skipped = 0
+    failed_kinds = set()  # upstream kinds with a failed test: keep their data
     timings = []
     t_all = time.monotonic()
     clusters = {}  # kind -> KafkaCluster, or the error that kept it from starting
@@ -210,13 +211,17 @@ def main():
             if env is not None and env.sluice_log:
                 print("    sluice log: %s" % env.sluice_log)
             failed += 1
+            failed_kinds.add(t["kind"])
         sys.stdout.flush()
         if left[t["kind"]] == 0 and isinstance(clusters.get(t["kind"]), KafkaCluster):
-            clusters.pop(t["kind"]).stop()
+            c = clusters.pop(t["kind"])
+            c.stop(keep_data=t["kind"] in failed_kinds)
+            if t["kind"] in failed_kinds:
+                print("# %s: a test failed; its data is kept in %s" % (t["kind"], c.root))
 
-    for c in clusters.values():
+    for kind, c in clusters.items():
         if isinstance(c, KafkaCluster):
-            c.stop()
+            c.stop(keep_data=kind in failed_kinds)
     with open(os.path.join(cfg.logdir, "timings.txt"), "w") as f:
         for dt, name in sorted(timings, reverse=True):
             f.write("%7.2f %s\n" % (dt, name))
