@@ -141,14 +141,62 @@ static int64_t seq_dist(int32_t a, int32_t b)
     return d < 0 ? d + (int64_t)INT32_MAX + 1 : d;
 }
 
+/* The entry of (pid, partition, topic), created tracking from base_seq
+ * when there is none (*created set). */
+static entry *entry_get(sl_idem *id, int64_t pid, int16_t epoch,
+                        const char *topic, size_t topic_len,
+                        int32_t partition, int32_t base_seq, bool *created)
+{
+    uint64_t h = hash_key(pid, partition, topic, topic_len);
+    entry **ep = &id->buckets[h & (id->n_buckets - 1)], *e;
+
+    *created = false;
+    for (e = *ep; e; e = e->next)
+        if (e->pid == pid && e->partition == partition &&
+            e->topic_len == topic_len &&
+            memcmp(e->topic, topic, topic_len) == 0)
+            return e;
+    if (id->n_entries + 1 > id->n_buckets * 2) {
+        entries_grow(id);
+        ep = &id->buckets[h & (id->n_buckets - 1)];
+    }
+    e = sl_calloc(1, sizeof(*e) + topic_len);
+    e->pid = pid;
+    e->partition = partition;
+    e->topic_len = topic_len;
+    memcpy(e->topic, topic, topic_len);
+    entry_reset(e, epoch);
+    e->next_seq = base_seq; /* start tracking here (see header) */
+    e->next = *ep;
+    *ep = e;
+    id->n_entries++;
+    *created = true;
+    return e;
+}
+
+void sl_idem_expect(sl_idem *id, int64_t pid, int16_t epoch,
+                    const char *topic, size_t topic_len, int32_t partition,
+                    int32_t base_seq, int64_t now_ms)
+{
+    bool created;
+    entry *e;
+
+    if (pid < 0 || base_seq < 0)
+        return;
+    e = entry_get(id, pid, epoch, topic, topic_len, partition, base_seq,
+                  &created);
+    if (created)
+        e->last_used_ms = now_ms;
+}
+
 int sl_idem_check(sl_idem *id, int64_t pid, int16_t epoch, const char *topic,
                   size_t topic_len, int32_t partition, int32_t base_seq,
                   int32_t last_seq, int64_t now_ms, sl_idem_slot **slot,
                   int16_t *kerr)
 {
-    uint64_t h = hash_key(pid, partition, topic, topic_len);
-    entry **ep = &id->buckets[h & (id->n_buckets - 1)], *e;
+    entry *e;
     sl_idem_slot *s;
+    bool created;
 
     *slot = NULL;
     *kerr = 0;
@@ -156,28 +204,8 @@ int sl_idem_check(sl_idem *id, int64_t pid, int16_t epoch, const char *topic,
         *kerr = 45; /* OUT_OF_ORDER_SEQUENCE_NUMBER */
         return SL_IDEM_REJECT;
     }
-    for (e = *ep; e; e = e->next)
-        if (e->pid == pid && e->partition == partition &&
-            e->topic_len == topic_len &&
-            memcmp(e->topic, topic, topic_len) == 0)
-            break;
-
-    if (e == NULL) {
-        if (id->n_entries + 1 > id->n_buckets * 2) {
-            entries_grow(id);
-            ep = &id->buckets[h & (id->n_buckets - 1)];
-        }
-        e = sl_calloc(1, sizeof(*e) + topic_len);
-        e->pid = pid;
-        e->partition = partition;
-        e->topic_len = topic_len;
-        memcpy(e->topic, topic, topic_len);
-        entry_reset(e, epoch);
-        e->next_seq = base_seq; /* start tracking here (see header) */
-        e->next = *ep;
-        *ep = e;
-        id->n_entries++;
-    }
+    e = entry_get(id, pid, epoch, topic, topic_len, partition, base_seq,
+                  &created);
     e->last_used_ms = now_ms;
 
     if (epoch < e->epoch) {
@@ -215,13 +243,14 @@ int sl_idem_check(sl_idem *id, int64_t pid, int16_t epoch, const char *topic,
     }
 
     if (base_seq != e->next_seq) {
-        /* Behind the expected sequence (and not in the window) means an
-         * old duplicate; ahead means a gap. */
-        if (seq_dist(base_seq, e->next_seq) < ((int64_t)1 << 30)) {
-            *kerr = 46; /* DUPLICATE_SEQUENCE_NUMBER */
-        } else {
-            *kerr = 45; /* OUT_OF_ORDER_SEQUENCE_NUMBER */
-        }
+        /* Behind the expected sequence and not in the window, or ahead of
+         * it: OUT_OF_ORDER_SEQUENCE_NUMBER, as Kafka answers both (4.1.1,
+         * idempotent_sequence_differential). Not DUPLICATE_SEQUENCE_NUMBER
+         * for the older one: clients take that as success, and "behind"
+         * is not always written: a first batch refused before it reached
+         * this table (an unknown partition at startup) and retried after a
+         * later batch started the entry was answered DUPLICATE and lost. */
+        *kerr = 45; /* OUT_OF_ORDER_SEQUENCE_NUMBER */
         return SL_IDEM_REJECT;
     }
 

@@ -466,6 +466,26 @@ static int parse_batches(sl_produce *pr, ppart *pp, sl_kstr records,
     return n;
 }
 
+/* A partition refused with a retriable error before the idempotence check
+ * (Sluice's metadata does not know the topic or partition yet, typically
+ * just after a start): an idempotent batch will be retried, so its
+ * producer's later batches must not start tracking past it (see
+ * sl_idem_expect). Only the first batch's header is read. */
+static void idem_hold_place(sl_produce *pr, ppart *pp, sl_kstr topic,
+                            sl_kstr records)
+{
+    sl_rd r;
+    sl_batch b;
+
+    if (records.len <= 0 || topic.len <= 0)
+        return;
+    r = sl_rd_init(records.p, (size_t)records.len);
+    if (sl_batch_next(&r, &b) == 0 && b.producer_id >= 0)
+        sl_idem_expect(pr->srv->idem, b.producer_id, b.producer_epoch,
+                       topic.p, (size_t)topic.len, pp->index, b.base_sequence,
+                       (int64_t)sl__now_ms(pr->srv));
+}
+
 /* Applies client-side idempotence to the parsed batches of a partition.
  * Returns false if the partition is rejected (pp->error set). */
 static bool check_idempotence(sl_produce *pr, ppart *pp, sl_kstr topic,
@@ -720,6 +740,7 @@ void sl__produce_handle(sl_server *srv, sl_req *req)
             } else if (topic == NULL || !topic->exists) {
                 set_error(pp, SL_KERR_UNKNOWN_TOPIC_OR_PARTITION,
                           "unknown topic");
+                idem_hold_place(pr, pp, td->name, td->partitions[p].records);
                 /* The client may know a topic Sluice has not seen yet
                  * (created since the last refresh): look it up. */
                 sl__metacache_want(srv->meta, td->name.p,
@@ -729,6 +750,7 @@ void sl__produce_handle(sl_server *srv, sl_req *req)
             } else if (pp->index < 0 || pp->index >= topic->n_partitions) {
                 set_error(pp, SL_KERR_UNKNOWN_TOPIC_OR_PARTITION,
                           "unknown partition");
+                idem_hold_place(pr, pp, td->name, td->partitions[p].records);
             } else if ((n = parse_batches(pr, pp, td->partitions[p].records,
                                           &pbs, &pbs_cap)) > 0 &&
                        check_idempotence(pr, pp, td->name, pbs, n)) {

@@ -8,8 +8,9 @@
  *     the client gets the original answer (DUPLICATE); if it is still in
  *     flight upstream, the retry waits for it (PENDING, the caller attaches
  *     to the original);
- *   - an older sequence outside the window gets DUPLICATE_SEQUENCE_NUMBER;
- *   - a gap gets OUT_OF_ORDER_SEQUENCE_NUMBER;
+ *   - an older sequence outside the window, and a gap, get
+ *     OUT_OF_ORDER_SEQUENCE_NUMBER (as Kafka answers both; never
+ *     DUPLICATE_SEQUENCE_NUMBER, which clients take as success);
  *   - an older epoch gets INVALID_PRODUCER_EPOCH; a newer epoch resets.
  * A batch that failed upstream rolls the expected sequence back to it, so
  * the client's retry of the same sequence is accepted (nothing was
@@ -80,6 +81,17 @@ void sl_idem_free(sl_idem *id);
  * id). Returns 0 (a Kafka error code, for when ids can run out). */
 int16_t sl_idem_init_producer(sl_idem *id, int64_t *pid_out,
                               int16_t *epoch_out);
+
+/* A batch of this producer and partition was refused before it got here
+ * (a topic or partition Sluice does not know yet) and will be retried:
+ * with no entry yet, start one expecting base_seq, so that the client's
+ * later batches pipelined behind it get OUT_OF_ORDER_SEQUENCE_NUMBER (and
+ * come again after it, as behind a broker's refusal) instead of starting
+ * the entry past it. A no-op when an entry exists (it expects this batch
+ * already) or pid < 0. */
+void sl_idem_expect(sl_idem *id, int64_t pid, int16_t epoch,
+                    const char *topic, size_t topic_len, int32_t partition,
+                    int32_t base_seq, int64_t now_ms);
 
 /* Checks one batch. topic/partition identify the partition, last_seq =
  * base_seq + record_count - 1 (mod 2^31). Returns SL_IDEM_*. */

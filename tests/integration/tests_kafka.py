@@ -602,6 +602,48 @@ register("broker_refusals_differential", test_broker_refusals_differential, dire
          sluice_args=["--http.listen", "127.0.0.1:0"], timeout=120, upstreams=("kafka",))
 
 
+def test_idempotent_sequence_differential(env):
+    """One idempotent producer's batches in a scripted order, straight to
+    the broker and through Sluice: a later batch first (3..5), then the
+    first one (0..2), the next (6..8), the first again and the later one
+    again. Kafka 4.1.1 accepts 3..5 (a producer it has no state for may
+    start anywhere), answers OUT_OF_ORDER_SEQUENCE_NUMBER to 0..2 (behind,
+    and not among its last five batches) and the original offset to a
+    cached duplicate. Sluice answered DUPLICATE_SEQUENCE_NUMBER to 0..2,
+    which clients take as success: the lost first batch of
+    sluice_restarted_idempotent@kafka."""
+    script = [("3..5 first", 3, b"b"), ("then 0..2", 0, b"a"), ("6..8", 6, b"c"),
+              ("0..2 again", 0, b"a"), ("3..5 again", 3, b"b")]
+    got = {}
+    for name, addr in (("broker", env.upstream), ("sluice", env.bootstrap)):
+        topic = env.topic("seq-" + name, 1)
+        with kwire.Conn(addr, timeout=20) as c:
+            c.metadata([topic])
+            deadline = time.monotonic() + 30
+            while True:
+                ip = c.init_producer_id(4)
+                if ip["error_code"] not in (14, 15) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            eq(ip["error_code"], 0, "%s: InitProducerId" % name)
+            codes = []
+            for what, seq, tag in script:
+                b = kwire.record_batch([kwire.Record(b"k", b"%s%d" % (tag, i)) for i in range(3)],
+                                       producer_id=ip["producer_id"],
+                                       producer_epoch=ip["producer_epoch"], base_sequence=seq)
+                r = c.request(kwire.PRODUCE, 9,
+                              kwire.produce_request(9, [(topic, [(0, b)])], -1, 15000))
+                codes.append(r["topics"][topic][0]["error_code"])
+        got[name] = codes
+    for (what, _, _), b, s in zip(script, got["broker"], got["sluice"]):
+        log("%-12s broker %3d   sluice %3d" % (what, b, s))
+    eq(got["sluice"], got["broker"], "answers to the scripted sequence")
+
+
+register("idempotent_sequence_differential", test_idempotent_sequence_differential,
+         direct=False, timeout=120, upstreams=("kafka",))
+
+
 def test_init_producer_id_differential(env):
     """InitProducerId v4 without a transactional.id, straight to the broker
     and through Sluice: a fresh request, one naming the id and epoch just

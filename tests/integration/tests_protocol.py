@@ -6,9 +6,8 @@ import threading
 import time
 
 import kwire
-from harness import (Rec, Sluice, by_partition, check, compare_partitions, eq, fail, log,
-                     read_upstream,
-                     test, total_high, verify_upstream, wait_for)
+from harness import (Rec, Skip, Sluice, by_partition, check, compare_partitions, eq, fail,
+                     log, read_upstream, test, total_high, verify_upstream, wait_for)
 from tests_clients import BOTH, produce_confluent
 
 # ---------------------------------------------------------------------------
@@ -121,6 +120,47 @@ def client_idempotence_kwire(env):
 
     sent = as_recs(0, r1, ts1) + as_recs(0, r2, ts2)
     verify_upstream(env, topic, 1, sent)
+
+
+@test(direct=False, upstreams=BOTH)
+def idempotent_first_batch_refused(env):
+    """An idempotent producer's first batch on a partition is refused as
+    UNKNOWN_TOPIC_OR_PARTITION because Sluice has not seen the topic yet
+    (created upstream a moment ago), and the batch pipelined behind it
+    arrives once Sluice knows the topic. That later batch must not start
+    the producer's sequence on the partition past the refused one: it gets
+    OUT_OF_ORDER_SEQUENCE_NUMBER, the retry of the first is written, then
+    the later one. (Sluice accepted the later one and answered the retry
+    DUPLICATE_SEQUENCE_NUMBER, which clients take as success: the first
+    batch was lost, as sluice_restarted_idempotent@kafka once showed.)"""
+    with kwire.Conn(env.bootstrap) as c:
+        ip = c.init_producer_id(4)
+        eq(ip["error_code"], 0, "InitProducerId")
+        pid, epoch = ip["producer_id"], ip["producer_epoch"]
+        topic = env.topic("first", 1)  # created upstream after Sluice's start
+        r1, ts1 = recs_of(b"one", 3)
+        r2, ts2 = recs_of(b"two", 3)
+        b1 = kwire.record_batch(r1, ts1, producer_id=pid, producer_epoch=epoch, base_sequence=0)
+        b2 = kwire.record_batch(r2, ts2, producer_id=pid, producer_epoch=epoch, base_sequence=3)
+        a = c.produce(topic, 0, b1)
+        if a["error_code"] == 0:
+            raise Skip("Sluice knew the topic already (a metadata refresh came first)")
+        eq(a["error_code"], kwire.UNKNOWN_TOPIC_OR_PARTITION, "first batch, topic unknown")
+
+        def known():
+            md = c.metadata([topic], version=1)
+            t = [x for x in md["topics"] if x["name"] == topic]
+            return t and t[0]["error_code"] == 0 and t[0]["partitions"]
+        wait_for(known, 30, "Sluice to know %s" % topic, interval=0.1)
+        with kwire.Conn(env.kafka_addr(topic, 0)) as p:
+            a = p.produce(topic, 0, b2)
+            eq(a["error_code"], kwire.OUT_OF_ORDER_SEQUENCE_NUMBER,
+               "the later batch, its predecessor not written")
+            a = p.produce(topic, 0, b1)
+            eq(a["error_code"], 0, "the retry of the first batch")
+            a = p.produce(topic, 0, b2)
+            eq(a["error_code"], 0, "the later batch, again")
+    verify_upstream(env, topic, 1, as_recs(0, r1, ts1) + as_recs(0, r2, ts2))
 
 
 @test(direct=False, upstreams=BOTH)

@@ -142,11 +142,68 @@ static void test_gap_and_old(void)
     }
     ASSERT_EQ(sl_idem_check(id, PID(1), 0, "t", 1, 0, 0, 4, 0, &s, &kerr),
               SL_IDEM_REJECT);
-    ASSERT_EQ(kerr, 46);
+    ASSERT_EQ(kerr, 45); /* as Kafka: not DUPLICATE_SEQUENCE_NUMBER */
     /* Same base, different length: not a retry. */
     ASSERT_EQ(sl_idem_check(id, PID(1), 0, "t", 1, 0, 14, 20, 0, &s, &kerr),
               SL_IDEM_REJECT);
     ASSERT_EQ(kerr, 45);
+    sl_idem_free(id);
+}
+
+/* Seen against Kafka 4.1.1 (sluice_restarted_idempotent@kafka lost the
+ * first batch of a partition, acknowledged): batch 0..2 is refused before
+ * it reaches this table, batch 3..5 starts the entry, and the retry of
+ * 0..2 is behind the expected sequence and outside the window. It was
+ * answered DUPLICATE_SEQUENCE_NUMBER, which clients take as success: the
+ * records were never written. A broker answers OUT_OF_ORDER_SEQUENCE_NUMBER
+ * (and the client retries in order); so must Sluice. */
+static void test_first_batch_retried_after_later_one(void)
+{
+    sl_idem *id = idem_issuing(60000);
+    sl_idem_slot *s;
+    int16_t kerr;
+
+    ASSERT_EQ(sl_idem_check(id, PID(2), 0, "t", 1, 0, 3, 5, 0, &s, &kerr),
+              SL_IDEM_NEW);
+    s->owner = &owner_a;
+    sl_idem_complete(id, s, &owner_a, 0, 0);
+    ASSERT_EQ(sl_idem_check(id, PID(2), 0, "t", 1, 0, 0, 2, 0, &s, &kerr),
+              SL_IDEM_REJECT);
+    ASSERT_EQ(kerr, 45); /* OUT_OF_ORDER_SEQUENCE_NUMBER */
+    /* what was written is still answered from the window */
+    ASSERT_EQ(sl_idem_check(id, PID(2), 0, "t", 1, 0, 3, 5, 0, &s, &kerr),
+              SL_IDEM_DUPLICATE);
+    ASSERT_EQ(sl_idem_check(id, PID(2), 0, "t", 1, 0, 6, 8, 0, &s, &kerr),
+              SL_IDEM_NEW);
+    sl_idem_free(id);
+}
+
+/* The same scenario with the refusal known: sl_idem_expect holds the place
+ * of the refused first batch, so the later one pipelined behind it is out
+ * of order (and comes again after it), not the start of the entry. */
+static void test_refused_first_batch_holds_its_place(void)
+{
+    sl_idem *id = idem_issuing(60000);
+    sl_idem_slot *s;
+    int16_t kerr;
+
+    sl_idem_expect(id, PID(3), 0, "t", 1, 0, 0, 0);
+    ASSERT_EQ(sl_idem_count(id), 1);
+    ASSERT_EQ(sl_idem_check(id, PID(3), 0, "t", 1, 0, 3, 5, 0, &s, &kerr),
+              SL_IDEM_REJECT);
+    ASSERT_EQ(kerr, 45);
+    ASSERT_EQ(sl_idem_check(id, PID(3), 0, "t", 1, 0, 0, 2, 0, &s, &kerr),
+              SL_IDEM_NEW);
+    s->owner = &owner_a;
+    sl_idem_complete(id, s, &owner_a, 0, 0);
+    ASSERT_EQ(sl_idem_check(id, PID(3), 0, "t", 1, 0, 3, 5, 0, &s, &kerr),
+              SL_IDEM_NEW);
+    /* an existing entry is left as it is */
+    sl_idem_expect(id, PID(3), 0, "t", 1, 0, 0, 0);
+    ASSERT_EQ(sl_idem_check(id, PID(3), 0, "t", 1, 0, 6, 8, 0, &s, &kerr),
+              SL_IDEM_NEW); /* still expects 6 (pipelined behind 3..5) */
+    sl_idem_expect(id, -1, -1, "t", 1, 0, 0, 0); /* not idempotent: no-op */
+    ASSERT_EQ(sl_idem_count(id), 1);
     sl_idem_free(id);
 }
 
@@ -254,6 +311,8 @@ SL_TEST_MAIN(SL_TEST(test_init_producer_ids_fresh),
              SL_TEST(test_many_producers),
              SL_TEST(test_producer_ids_unique_and_checked),
              SL_TEST(test_in_order_and_duplicate), SL_TEST(test_gap_and_old),
+             SL_TEST(test_first_batch_retried_after_later_one),
+             SL_TEST(test_refused_first_batch_holds_its_place),
              SL_TEST(test_failure_rolls_back), SL_TEST(test_epochs),
              SL_TEST(test_sequence_wrap), SL_TEST(test_expiry),
              SL_TEST(test_many_entries))
