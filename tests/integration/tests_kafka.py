@@ -247,8 +247,8 @@ def test_broker_quota_reaches_clients(env):
         log("broker_throttle throttles: %s" % m.group(1))
         # While the quota holds, the limit holds: one episode, no
         # "recovered" in between (counting only the steps that carried a
-        # throttle time made it come and go every ~0.6 s), and what reaches
-        # the cluster is about the quota.
+        # throttle time made it come and go every ~0.6 s), and the quota
+        # stays used.
         h0, t0 = total_high(env.upstream, topic, 3), time.monotonic()
         time.sleep(10)
         h1, t1 = total_high(env.upstream, topic, 3), time.monotonic()
@@ -259,7 +259,13 @@ def test_broker_quota_reaches_clients(env):
             % (" ".join(ev), rate / MIB))
         check(ev and ev[-1] == "limited" and "recovered" not in ev[ev.index("limited"):],
               "the limit came and went under the quota: %s" % " ".join(ev))
-        check(rate <= 0.6 * MIB, "%.2f MiB/s upstream under a 0.5 MiB/s quota" % (rate / MIB))
+        # The broker holds the rate to its quota whatever Sluice does; what
+        # Sluice can get wrong is cutting far below it (a controller cutting
+        # on every muted spell: the old one delivered 0.29 and 0.56 MiB/s in
+        # two runs, its flapping is what the check above catches; now
+        # 0.41-0.55 over a 10 s window that can catch some queue draining).
+        check(0.35 * MIB <= rate <= 0.7 * MIB,
+              "%.2f MiB/s upstream under a 0.5 MiB/s quota" % (rate / MIB))
         with kwire.Conn(env.bootstrap, timeout=30) as conn:
             conn.metadata([topic])
             hints = []
