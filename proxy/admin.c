@@ -63,6 +63,10 @@
     X(M_BROKER_ADMITTED, "sluice_broker_admitted_bytes_per_second", GAUGE,     \
       "The controller's admitted rate for the broker; present only while "     \
       "limited.", "broker")                                                    \
+    X(M_BROKER_ACKED, "sluice_broker_acked_bytes_per_second", GAUGE,           \
+      "Record bytes per second the broker acknowledged over the last 11 s "    \
+      "(Kafka's quota window); under a broker quota on Sluice, the quota.",   \
+      "broker")                                                                \
     X(M_BROKER_SIGNAL, "sluice_broker_pressure_latency_seconds", GAUGE,        \
       "Smoothed write latency the broker's controller acts on.", "broker")     \
     X(M_BROKER_CUTS, "sluice_broker_pressure_cuts_total", COUNTER,             \
@@ -126,6 +130,7 @@ static void emit_pressure(sl_server *srv, sl_metrics *em)
         sl_metrics_emit(em, M(M_BROKER_PRESSURE), v.limited ? 1 : 0, b);
         if (v.limited)
             sl_metrics_emit(em, M(M_BROKER_ADMITTED), v.admitted_bps, b);
+        sl_metrics_emit(em, M(M_BROKER_ACKED), v.delivered_bps, b);
         if (!isnan(v.signal))
             sl_metrics_emit(em, M(M_BROKER_SIGNAL), v.signal / 1000.0, b);
         sl_metrics_emit(em, M(M_BROKER_CUTS), (double)v.cuts, b);

@@ -266,6 +266,14 @@ def test_broker_quota_reaches_clients(env):
         # 0.41-0.55 over a 10 s window that can catch some queue draining).
         check(0.35 * MIB <= rate <= 0.7 * MIB,
               "%.2f MiB/s upstream under a 0.5 MiB/s quota" % (rate / MIB))
+        # What the controller takes for the quota, as operators see it.
+        with urllib.request.urlopen(metrics_url, timeout=5) as r:
+            am = re.search(r'sluice_broker_acked_bytes_per_second\{broker="1"\} (\S+)',
+                           r.read().decode())
+        check(am, "no sluice_broker_acked_bytes_per_second for broker 1")
+        log("sluice_broker_acked_bytes_per_second: %.2f MiB/s" % (float(am.group(1)) / MIB))
+        check(0.3 * MIB <= float(am.group(1)) <= 0.8 * MIB,
+              "acknowledged rate %.2f MiB/s under a 0.5 MiB/s quota" % (float(am.group(1)) / MIB))
         with kwire.Conn(env.bootstrap, timeout=30) as conn:
             conn.metadata([topic])
             hints = []
