@@ -173,7 +173,7 @@ sl_ctl_event sl_ctl_update(sl_ctl *c, const sl_ctl_params *p, int64_t now,
         c->throttle_gap_us = SL_MIN((int64_t)(throttle_ms * 1000.0),
                                     CTL_MAX_THROTTLE_GAP_US);
     }
-    throttled = throttle_ms > 0 || now < c->throttle_until_us;
+    throttled = now < c->throttle_until_us;
     slow = !isnan(c->smoothed) && c->smoothed > p->target * (1 + p->band);
     congested = throttled || slow;
     calm = !throttled && (isnan(c->smoothed) || c->smoothed < p->target);
@@ -208,9 +208,8 @@ sl_ctl_event sl_ctl_update(sl_ctl *c, const sl_ctl_params *p, int64_t now,
              * throttles coming, and what waited in the queue keeps the
              * latency up, for a while after the cut that was enough: for
              * the rest of the episode no cut goes below one step under
-             * what it takes. The climb aims
-             * for that rate, not for the one when the episode began
-             * (which may be twice the quota). */
+             * what it takes. The climb aims for that rate, not for the one
+             * when the episode began (which may be twice the quota). */
             double takes = in->delivered * (1 - p->decrease);
             c->rate = SL_MAX(c->rate, SL_MIN(base, takes));
             if (throttled)

@@ -142,7 +142,7 @@ static int64_t seq_dist(int32_t a, int32_t b)
 }
 
 /* The entry of (pid, partition, topic), created tracking from base_seq
- * when there is none (*created set). */
+ * when there is none (*created set, if given). */
 static entry *entry_get(sl_idem *id, int64_t pid, int16_t epoch,
                         const char *topic, size_t topic_len,
                         int32_t partition, int32_t base_seq, bool *created)
@@ -150,7 +150,8 @@ static entry *entry_get(sl_idem *id, int64_t pid, int16_t epoch,
     uint64_t h = hash_key(pid, partition, topic, topic_len);
     entry **ep = &id->buckets[h & (id->n_buckets - 1)], *e;
 
-    *created = false;
+    if (created)
+        *created = false;
     for (e = *ep; e; e = e->next)
         if (e->pid == pid && e->partition == partition &&
             e->topic_len == topic_len &&
@@ -170,7 +171,8 @@ static entry *entry_get(sl_idem *id, int64_t pid, int16_t epoch,
     e->next = *ep;
     *ep = e;
     id->n_entries++;
-    *created = true;
+    if (created)
+        *created = true;
     return e;
 }
 
@@ -196,7 +198,6 @@ int sl_idem_check(sl_idem *id, int64_t pid, int16_t epoch, const char *topic,
 {
     entry *e;
     sl_idem_slot *s;
-    bool created;
 
     *slot = NULL;
     *kerr = 0;
@@ -205,7 +206,7 @@ int sl_idem_check(sl_idem *id, int64_t pid, int16_t epoch, const char *topic,
         return SL_IDEM_REJECT;
     }
     e = entry_get(id, pid, epoch, topic, topic_len, partition, base_seq,
-                  &created);
+                  NULL);
     e->last_used_ms = now_ms;
 
     if (epoch < e->epoch) {
