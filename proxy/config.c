@@ -167,8 +167,16 @@ static const cfg_key keys[] = {
     {.name = "limits.max_decompressed_bytes", .type = T_INT,
      .off = OFF(max_decompressed_bytes), .def_int = 67108864, .min = 1024,
      .max = 2147483647, .flags = KF_BYTES,
-     .help = "Largest decompressed size of one record batch; a bigger one "
-             "is rejected (guards against compression bombs)."},
+     .help = "Largest decompressed size of the record batches of one "
+             "request, together; a batch past it is rejected (guards "
+             "against compression bombs)."},
+    {.name = "limits.max_producer_states", .type = T_INT,
+     .off = OFF(max_producer_states), .def_int = 200000, .min = 16,
+     .max = 100000000,
+     .help = "Idempotent producer/partition pairs whose sequence state is "
+             "kept (about 500 bytes each, counted in "
+             "limits.memory_budget_bytes); past it the least recently used "
+             "idle one is forgotten and starts afresh, as after a restart."},
 
     {.name = "shutdown_timeout_ms", .type = T_INT,
      .off = OFF(shutdown_timeout_ms), .def_int = 10000, .min = 0,

@@ -5,9 +5,21 @@
  *
  * Ownership: the sl_produce belongs to its request (req->produce) and
  * lives until the last delivery report of its records and of any
- * duplicate it waits on; each record handed to librdkafka carries its
- * partition state (struct ppart) as the message opaque and points into
- * the request frame or a decompressed buffer owned here. Loop thread only.
+ * duplicate it waits on; each record handed to librdkafka carries an
+ * sl_pmsg (its partition state, struct ppart, which owns the array, and
+ * its index in the batch) as the message opaque and points into the
+ * request frame or a decompressed buffer owned here. Loop thread only.
+ *
+ * A broker appends a batch whole or not at all. Sluice checks everything
+ * librdkafka would refuse a record for (its exact size formula; its
+ * queue is larger than the memory budget admits) before the first record
+ * of a batch is enqueued, so a batch is enqueued whole or refused whole.
+ * Upstream, parts of a batch can still fail while others are written (it
+ * may span several upstream requests): for an idempotent client the
+ * idempotence table records which records are upstream, and the client's
+ * retry sends only the others (see sluice/idem.h). A non-idempotent
+ * client's retry of a partly written batch duplicates the written part,
+ * as its retry of a batch whose answer was lost does behind a broker.
  */
 #include "sluice/record.h"
 #include "sluice/server.h"
@@ -33,6 +45,8 @@ struct ppart {
     ppart *wnext;
     bool waiting; /* on another request's in-flight original */
     sl_broker_stats *leader; /* upstream leader at hand-off, for stats */
+    sl_pmsg *msgs;  /* opaques of the records handed upstream, owned */
+    size_t n_maybe; /* failed records librdkafka says may be written */
 };
 
 typedef struct ptopic {
@@ -51,7 +65,8 @@ struct sl_produce {
     size_t unsettled; /* partitions not settled */
     uint8_t **bufs;   /* decompressed record sections, owned */
     size_t n_bufs;
-    size_t extra_mem; /* decompressed bytes charged to the budget */
+    size_t extra_mem; /* decompressed bytes etc. charged to the budget */
+    size_t decompressed; /* bytes decompressed for this request */
     uint64_t sent_bytes;   /* record batch bytes handed upstream */
     uint64_t sent_records;
     uint32_t throttle_ms;  /* throttle_time_ms of the answer */
@@ -87,7 +102,40 @@ typedef struct pbatch {
     const uint8_t *recs; /* decompressed (or wire) records section */
     size_t recs_len;
     bool send;
+    sl_idem_slot *slot; /* NEW idempotent batch: records already upstream */
+    size_t hdr_bytes;   /* serialized headers of its records */
 } pbatch;
+
+/* librdkafka's size of a record for its message.max.bytes check
+ * (rd_kafka_msg_max_wire_size, librdkafka 2.0): a v2 record's worst-case
+ * overhead (length, attributes, timestamp and offset deltas, key and value
+ * lengths, header count: 5+1+10+5+5+5+5 varint bytes), key, value, and
+ * each header as serialized: name, value and their unsigned varint
+ * lengths (a null value counts as empty). */
+#define RDK_MSG_V2_MAX_OVERHEAD 36
+
+static size_t uvarint_size(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static size_t upstream_msg_size(const sl_record *rec)
+{
+    return RDK_MSG_V2_MAX_OVERHEAD + (size_t)SL_MAX(rec->key_len, 0) +
+           (size_t)SL_MAX(rec->value_len, 0);
+}
+
+static size_t upstream_header_size(const sl_header *h)
+{
+    size_t vlen = (size_t)SL_MAX(h->value_len, 0);
+    return (size_t)h->key_len + vlen + uvarint_size((uint64_t)h->key_len) +
+           uvarint_size(vlen);
+}
 
 static bool topic_name_valid(sl_kstr n)
 {
@@ -157,8 +205,10 @@ static void charge_extra(sl_produce *pr, size_t n)
 static void produce_free(sl_produce *pr)
 {
     for (int32_t t = 0; t < pr->n_topics; t++) {
-        for (int32_t p = 0; p < pr->topics[t].n_parts; p++)
+        for (int32_t p = 0; p < pr->topics[t].n_parts; p++) {
             sl_free(pr->topics[t].parts[p].slots);
+            sl_free(pr->topics[t].parts[p].msgs);
+        }
         sl_free(pr->topics[t].parts);
     }
     sl_free(pr->topics);
@@ -263,11 +313,29 @@ static void part_settle(ppart *pp)
     ppart *w, *wnext;
 
     pp->settled = true;
+    if (pp->n_maybe > 0)
+        sl_warn("%zu record(s) of a failed batch may have been written "
+                "upstream (librdkafka: possibly persisted); the client's "
+                "retry sends them again",
+                pp->n_maybe);
+    for (size_t i = 0; i < pp->n_slots; i++) {
+        sl_idem_slot *s = pp->slots[i];
+        int16_t e;
+        /* A retry's records written by an earlier attempt count for its
+         * base offset too. */
+        if (s->owner == pp && s->offset >= 0 && s->offset < pp->base_offset)
+            pp->base_offset = s->offset;
+        e = sl_idem_complete(pr->srv->idem, s, pp, pp->error,
+                             pp->base_offset == INT64_MAX ? -1
+                                                          : pp->base_offset);
+        if (e != 0 && pp->error == 0) {
+            pp->error = e;
+            pp->error_message = "an earlier batch of this producer and "
+                                "partition failed";
+        }
+    }
     if (pp->error == 0 && pp->base_offset == INT64_MAX)
         pp->base_offset = -1; /* nothing produced (e.g. all duplicates) */
-    for (size_t i = 0; i < pp->n_slots; i++)
-        sl_idem_complete(pr->srv->idem, pp->slots[i], pp, pp->error,
-                         pp->base_offset);
     /* Retries that waited on us get our answer. */
     for (w = pp->waiters; w; w = wnext) {
         wnext = w->wnext;
@@ -287,12 +355,17 @@ static void part_settle(ppart *pp)
 }
 
 void sl__produce_delivered(sl_server *srv, void *opaque,
-                           rd_kafka_resp_err_t err, int64_t offset)
+                           rd_kafka_resp_err_t err, int64_t offset, int status)
 {
-    ppart *pp = opaque;
+    const sl_pmsg *pm = opaque;
+    ppart *pp = pm->part;
 
     if (pp->leader)
         pp->leader->inflight--;
+    if (err == 0 && pp->n_slots > 0)
+        sl_idem_record_upstream(pp->slots[0], pp, pm->index, offset);
+    if (err && status == RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED)
+        pp->n_maybe++;
     if (err) {
         if (pp->error == 0) {
             pp->error = sl__produce_map_error(err);
@@ -393,16 +466,24 @@ static int parse_batches(sl_produce *pr, ppart *pp, sl_kstr records,
         if (sl_batch_codec(&pb->b) != SL_CODEC_NONE) {
             uint8_t *buf;
             size_t blen;
-            rc = sl_decompress(sl_batch_codec(&pb->b), pb->b.records,
-                               pb->b.records_len,
-                               (size_t)cfg->max_decompressed_bytes, &buf,
-                               &blen);
+            /* The limit holds for the request: one request may name a
+             * partition many times, each with a bomb. */
+            size_t room = (size_t)cfg->max_decompressed_bytes >
+                                  pr->decompressed
+                              ? (size_t)cfg->max_decompressed_bytes -
+                                    pr->decompressed
+                              : 0;
+            rc = room == 0 ? SL_E_TOO_LARGE
+                           : sl_decompress(sl_batch_codec(&pb->b),
+                                           pb->b.records, pb->b.records_len,
+                                           room, &buf, &blen);
             if (rc == SL_E_TOO_LARGE) {
                 set_error(pp, SL_KERR_MESSAGE_TOO_LARGE,
-                          "decompressed batch exceeds "
+                          "the request's batches decompress to more than "
                           "limits.max_decompressed_bytes");
                 return -1;
             }
+            pr->decompressed += blen;
             if (rc < 0) {
                 set_error(pp, SL_KERR_CORRUPT_MESSAGE,
                           "batch does not decompress");
@@ -433,8 +514,7 @@ static int parse_batches(sl_produce *pr, ppart *pp, sl_kstr records,
                 set_error(pp, SL_KERR_INVALID_RECORD, "malformed record");
                 return -1;
             }
-            size = (size_t)SL_MAX(rec.key_len, 0) +
-                   (size_t)SL_MAX(rec.value_len, 0);
+            size = upstream_msg_size(&rec);
             hr = sl_rd_init(rec.headers, rec.headers_len);
             for (int32_t j = 0; j < rec.n_headers; j++) {
                 if (sl_header_next(&hr, &h) != 0) {
@@ -442,13 +522,16 @@ static int parse_batches(sl_produce *pr, ppart *pp, sl_kstr records,
                               "malformed record header");
                     return -1;
                 }
-                size += (size_t)h.key_len + (size_t)SL_MAX(h.value_len, 0);
+                size += upstream_header_size(&h);
             }
+            /* librdkafka refuses such a record at enqueue (its
+             * rd_kafka_msg_new0): refuse the batch before any of it is. */
             if (size > pr->srv->up.max_msg_bytes) {
                 set_error(pp, SL_KERR_MESSAGE_TOO_LARGE,
                           "record larger than the upstream message.max.bytes");
                 return -1;
             }
+            pb->hdr_bytes += size - upstream_msg_size(&rec);
         }
         if (sl_rd_left(&rr) != 0) {
             set_error(pp, SL_KERR_INVALID_RECORD,
@@ -516,6 +599,7 @@ static bool check_idempotence(sl_produce *pr, ppart *pp, sl_kstr topic,
         switch (rc) {
         case SL_IDEM_NEW:
             slot->owner = pp;
+            pbs[i].slot = slot;
             pp->slots = sl_realloc(pp->slots,
                                    (pp->n_slots + 1) * sizeof(*pp->slots));
             pp->slots[pp->n_slots++] = slot;
@@ -575,19 +659,31 @@ static void send_records(sl_produce *pr, ppart *pp, sl_topic *t, pbatch *pbs,
                                                       : -1);
 
     for (int i = 0; i < n && pp->error == 0; i++) {
+        int32_t count = pbs[i].b.records_count;
         sl_rd rr;
         if (!pbs[i].send)
             continue;
         pr->sent_bytes += pbs[i].b.raw_len;
         tally_broker(pr, pp->leader->id, pbs[i].b.raw_len);
-        pr->sent_records += (uint64_t)pbs[i].b.records_count;
+        pr->sent_records += (uint64_t)count;
+        /* One batch per partition (parse_batches): one opaque array. The
+         * rd_kafka_msg_t of each record and its headers are charged to
+         * the memory budget with the opaques. */
+        pp->msgs = sl_malloc((size_t)count * sizeof(*pp->msgs));
+        charge_extra(pr, (size_t)count * (sizeof(*pp->msgs) +
+                                          SL_UPSTREAM_MSG_OVERHEAD) +
+                             pbs[i].hdr_bytes);
         rr = sl_rd_init(pbs[i].recs, pbs[i].recs_len);
-        for (int32_t k = 0; k < pbs[i].b.records_count; k++) {
+        for (int32_t k = 0; k < count; k++) {
             sl_record rec;
             rd_kafka_headers_t *hdrs = NULL;
             rd_kafka_resp_err_t err;
 
             (void)sl_record_next(&rr, &rec); /* validated before */
+            if (pbs[i].slot && sl_idem_slot_upstream(pbs[i].slot, k))
+                continue; /* written by an earlier attempt */
+            pp->msgs[k].part = pp;
+            pp->msgs[k].index = k;
             if (rec.n_headers > 0) {
                 sl_rd hr = sl_rd_init(rec.headers, rec.headers_len);
                 hdrs = rd_kafka_headers_new((size_t)rec.n_headers);
@@ -609,7 +705,7 @@ static void send_records(sl_produce *pr, ppart *pp, sl_topic *t, pbatch *pbs,
                                  rec.value_len < 0 ? 0 : (size_t)rec.value_len),
                 RD_KAFKA_V_TIMESTAMP(pbs[i].b.base_timestamp +
                                      rec.timestamp_delta),
-                RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(pp),
+                RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(&pp->msgs[k]),
                 RD_KAFKA_V_MSGFLAGS(0), RD_KAFKA_V_END);
             if (err) {
                 if (hdrs)
@@ -768,6 +864,7 @@ void sl__produce_handle(sl_server *srv, sl_req *req)
     }
     sl_free(pbs);
     sl_kafka_ProduceRequest_free(&body);
+    sl__idem_account(srv);
     /* Over-quota data is still accepted: what was handed upstream is
      * charged, and only the connection's next request waits. */
     if (pr->sent_bytes > 0)

@@ -46,6 +46,18 @@ void sl__mem_charge(sl_server *srv, size_t n)
     }
 }
 
+/* Charges the idempotence table's growth to the memory budget (and gives
+ * back what it shrank by): its entries are memory requests caused. */
+void sl__idem_account(sl_server *srv)
+{
+    size_t now = sl_idem_bytes(srv->idem);
+    if (now > srv->idem_charged)
+        sl__mem_charge(srv, now - srv->idem_charged);
+    else if (now < srv->idem_charged)
+        sl__mem_release(srv, srv->idem_charged - now);
+    srv->idem_charged = now;
+}
+
 void sl__mem_release(sl_server *srv, size_t n)
 {
     srv->mem_used -= n;
@@ -269,6 +281,7 @@ static void on_tick(uv_timer_t *t)
     sl_server *srv = t->data;
     uint64_t now = sl__now_ms(srv);
     sl_idem_expire(srv->idem, (int64_t)now);
+    sl__idem_account(srv);
     if (now - srv->last_refresh_ms >= (uint64_t)srv->cfg->metadata_refresh_ms) {
         srv->last_refresh_ms = now;
         sl__metacache_refresh_now(srv->meta);
@@ -367,6 +380,7 @@ int sl_server_run(sl_config *cfg)
         prefix &= 0x7fffffffu;
         prefix += prefix == 0;
         srv->idem = sl_idem_new(prefix, 15 * 60 * 1000);
+        sl_idem_set_limit(srv->idem, (size_t)cfg->max_producer_states);
         sl_info("producer ids: prefix %u (ids from %llu)", (unsigned)prefix,
                 (unsigned long long)prefix << 32);
     }

@@ -281,7 +281,7 @@ static void on_throttle(rd_kafka_t *rk, const char *name, int32_t id,
 /* Handles delivery reports in batches, on the loop thread.
  *
  * Latency samples: one per delivered record, as before, but the clock is
- * read once per run of consecutive reports with the same opaque (the
+ * read once per run of consecutive reports of one client partition (the
  * records of one partition of one request, handed to librdkafka by one
  * send_records call within microseconds of each other and delivered in
  * order by one upstream answer): each record of the run gets the run's
@@ -304,8 +304,9 @@ static void handle_dr(sl_upstream *up, rd_kafka_event_t *ev)
             const rd_kafka_message_t *m = msgs[i];
             sl_broker_stats *bs =
                 sl__upstream_broker(up, rd_kafka_message_broker_id(m));
-            if (m->_private != run_opaque) {
-                run_opaque = m->_private;
+            const sl_pmsg *pm = m->_private;
+            if (pm->part != run_opaque) {
+                run_opaque = pm->part;
                 run_lat = rd_kafka_message_latency(m);
             }
             bs->last_dr_ms = now;
@@ -318,7 +319,8 @@ static void handle_dr(sl_upstream *up, rd_kafka_event_t *ev)
                 bs->failed++;
             }
             up->outstanding--;
-            sl__produce_delivered(up->srv, m->_private, m->err, m->offset);
+            sl__produce_delivered(up->srv, m->_private, m->err, m->offset,
+                                  (int)rd_kafka_message_status(m));
         }
     }
 }

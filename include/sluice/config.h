@@ -66,7 +66,8 @@ typedef struct sl_config {
     int64_t max_inflight_requests; /* per connection */
     int64_t max_inflight_bytes;    /* per connection */
     int64_t memory_budget_bytes;   /* all connections */
-    int64_t max_decompressed_bytes; /* per batch */
+    int64_t max_decompressed_bytes; /* per request, all batches */
+    int64_t max_producer_states;    /* idempotence entries */
 
     int64_t shutdown_timeout_ms;
 

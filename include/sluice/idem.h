@@ -12,9 +12,21 @@
  *     OUT_OF_ORDER_SEQUENCE_NUMBER (as Kafka answers both; never
  *     DUPLICATE_SEQUENCE_NUMBER, which clients take as success);
  *   - an older epoch gets INVALID_PRODUCER_EPOCH; a newer epoch resets.
- * A batch that failed upstream rolls the expected sequence back to it, so
- * the client's retry of the same sequence is accepted (nothing was
- * written, as far as the client was told).
+ * A broker appends a batch whole or not at all; Sluice hands a batch's
+ * records to librdkafka one by one, and some may reach the cluster while
+ * others fail. So each slot also records which of its records are known
+ * upstream (sl_idem_record_upstream), and a retry of a failed batch sends
+ * only the records still missing (sl_idem_slot_upstream says which); one
+ * with all of them upstream gets the original answer without sending
+ * anything. A failed batch rolls the expected sequence back to it, as a
+ * broker that did not append it would expect it next; batches of the same
+ * producer and partition pipelined behind it and still in flight are then
+ * answered OUT_OF_ORDER_SEQUENCE_NUMBER (what a broker answers a batch
+ * behind a gap; clients retry it after the failed one), their records kept
+ * as upstream for that retry. A retry starting at a failed batch's base
+ * sequence with fewer records (the Java client's split after
+ * MESSAGE_TOO_LARGE) is accepted, and the rest of the failed batch stays
+ * in the window for the next part.
  *
  * Producer ids are (prefix << 32) | n: the prefix is 31 random bits the
  * daemon draws at start, n counts the ids issued. So ids do not repeat
@@ -46,13 +58,19 @@ typedef struct sl_idem sl_idem;
 
 /* One tracked batch. `owner` is an opaque pointer of the caller's (the
  * in-flight partition request) while the batch is pending, NULL once it
- * completed or if the slot was reused. */
+ * completed or if the slot was reused. The record bitmap belongs to the
+ * table; callers read it with sl_idem_slot_upstream. */
 typedef struct sl_idem_slot {
     int32_t base_seq;
     int32_t last_seq;
     int8_t state;   /* SL_IDEM_SLOT_* */
+    bool behind_failed; /* pending while an earlier batch failed */
     int16_t error;  /* Kafka error of the original answer */
-    int64_t offset; /* base offset of the original answer */
+    int64_t offset; /* lowest upstream offset of its records, -1: none */
+    int32_t n_records; /* last_seq - base_seq + 1 */
+    int32_t n_upstream; /* records known written upstream */
+    uint64_t *upstream; /* bit i: record i is upstream (n_records bits) */
+    uint64_t upstream_inline; /* the bitmap when n_records <= 64 */
     void *owner;
     void *entry_; /* internal: the producer/partition holding it */
 } sl_idem_slot;
@@ -100,14 +118,38 @@ int sl_idem_check(sl_idem *id, int64_t pid, int16_t epoch, const char *topic,
                   int32_t last_seq, int64_t now_ms, sl_idem_slot **slot,
                   int16_t *kerr);
 
-/* Completes a slot returned as NEW with the answer the client got. On an
- * error the expected sequence rolls back to the slot's base sequence. A
- * no-op if the slot was reused meanwhile (slot->owner != owner). */
-void sl_idem_complete(sl_idem *id, sl_idem_slot *slot, void *owner,
-                      int16_t kerr, int64_t offset);
+/* Whether record i (0-based, in sequence order) of the slot's batch is
+ * known upstream: a NEW slot of a retry may have some, which the caller
+ * must not send again. */
+bool sl_idem_slot_upstream(const sl_idem_slot *slot, int32_t i);
+
+/* Record i of a pending slot was written upstream at offset. A no-op if
+ * the slot was reused meanwhile (slot->owner != owner). */
+void sl_idem_record_upstream(sl_idem_slot *slot, void *owner, int32_t i,
+                             int64_t offset);
+
+/* Completes a slot returned as NEW with the answer the client is to get,
+ * kerr (0: success). Returns the error to answer: kerr, or
+ * OUT_OF_ORDER_SEQUENCE_NUMBER for a batch that succeeded behind one of
+ * the same producer and partition that failed meanwhile. On an error the
+ * expected sequence rolls back to the slot's base sequence, and slots
+ * pending behind it will be answered so too. A no-op returning kerr if the
+ * slot was reused meanwhile (slot->owner != owner). */
+int16_t sl_idem_complete(sl_idem *id, sl_idem_slot *slot, void *owner,
+                         int16_t kerr, int64_t offset);
 
 /* Drops entries idle longer than idle_ms. Returns how many were dropped. */
 size_t sl_idem_expire(sl_idem *id, int64_t now_ms);
 size_t sl_idem_count(const sl_idem *id);
+
+/* At most max_entries producer/partition entries (0: no limit): creating
+ * one more forgets the least recently used one with nothing in flight,
+ * whose producer's next batch there then starts tracking afresh, as after
+ * a restart. */
+void sl_idem_set_limit(sl_idem *id, size_t max_entries);
+/* Bytes the table holds (entries and hash buckets), for the memory
+ * budget; entries forgotten at the limit so far. */
+size_t sl_idem_bytes(const sl_idem *id);
+size_t sl_idem_evicted(const sl_idem *id);
 
 #endif

@@ -180,9 +180,24 @@ int64_t sl__now_us(void);
 /* Handles a Produce request whose header is decoded. Takes ownership of
  * req (answers it now or after the upstream settles its records). */
 void sl__produce_handle(sl_server *srv, sl_req *req);
-/* Upstream delivery report for one record (loop thread). */
+/* The opaque of every record Sluice hands to librdkafka: its partition
+ * of a client request (which owns the array) and its place in the client's
+ * batch. */
+typedef struct sl_pmsg {
+    void *part;
+    int32_t index;
+} sl_pmsg;
+
+/* What Sluice charges to the memory budget per record handed to
+ * librdkafka besides its bytes, which stay in the request frame: the
+ * rd_kafka_msg_t librdkafka allocates (about 200 bytes in 2.0), and the
+ * sl_pmsg. Headers are charged by their wire size on top. */
+#define SL_UPSTREAM_MSG_OVERHEAD 256
+
+/* Upstream delivery report for one record (loop thread). opaque is the
+ * record's sl_pmsg; status its rd_kafka_msg_status_t. */
 void sl__produce_delivered(sl_server *srv, void *opaque, rd_kafka_resp_err_t err,
-                           int64_t offset);
+                           int64_t offset, int status);
 /* Maps a librdkafka error to the Kafka error a client should see. */
 int16_t sl__produce_map_error(rd_kafka_resp_err_t err);
 
@@ -306,6 +321,7 @@ struct sl_server {
     size_t n_conns;
     uint64_t next_conn_id;
     size_t mem_used;          /* bytes of all in-flight requests */
+    size_t idem_charged;      /* of them, the idempotence table's */
     bool mem_paused;          /* over the memory budget: nobody reads */
     bool accept_paused;       /* at max_connections */
     bool shutting_down;
@@ -339,6 +355,7 @@ uint64_t sl__now_ms(sl_server *srv);
 /* Memory accounting for the global budget (loop thread). */
 void sl__mem_charge(sl_server *srv, size_t n);
 void sl__mem_release(sl_server *srv, size_t n);
+void sl__idem_account(sl_server *srv);
 /* Called when in-flight work finished: completes shutdown when idle. */
 void sl__server_maybe_finish(sl_server *srv);
 

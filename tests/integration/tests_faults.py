@@ -6,7 +6,7 @@ import time
 
 import kwire
 from harness import (Rec, check, eq, fail, log, metadata_leader, read_upstream, test,
-                     total_high, wait_for)
+                     total_high, verify_upstream, wait_for)
 
 # Kafka's retriable answers a proxy may give while the upstream can't take a
 # write (PROTOCOL.md, "Errors for a proxy"); 8 BROKER_NOT_AVAILABLE is not
@@ -202,3 +202,128 @@ def sigterm_under_load(env):
     missing = acked - upstream
     check(not missing, "%d acknowledged records missing upstream, e.g. %r"
           % (len(missing), sorted(missing)[:3]))
+
+
+# ---------------------------------------------------------------------------
+# m) an idempotent client's batch partly written upstream (issue 12, item 1/2)
+
+
+def _idem_recs(tag, n, big=()):
+    ts = int(time.time() * 1000)
+    return [kwire.Record(b"%s-k%d" % (tag, i),
+                         (b"%s-v%d-" % (tag, i)) + (b"B" * 1850 if i in big else b""),
+                         timestamp_delta=i) for i in range(n)], ts
+
+
+def _rec_idents(records, ts):
+    return [Rec(0, r.key, r.value, [], ts + r.timestamp_delta) for r in records]
+
+
+def _exactly_once(env, topic, sent):
+    """Every record of sent in partition 0 exactly once (order aside: a
+    retry's missing records are written after what the first attempt
+    wrote); returns the records read, in offset order."""
+    from harness import missing_report
+    want = len(sent)
+    wait_for(lambda: total_high(env.upstream, topic, 1) >= want, 30,
+             "%d records upstream in %s" % (want, topic), interval=0.1)
+    got = read_upstream(env.upstream, topic, 1)
+    have = [r.ident() for r in got[0]]
+    if sorted(have) != sorted(r.ident() for r in sent):
+        fail("upstream does not hold each record once: %d records, want %d; %s"
+             % (len(have), want, missing_report({0: sent}, got)))
+    return got[0]
+
+
+def _produce_batches(c, topic, batches, version=7):
+    """Sends batches pipelined on one connection; returns their answers."""
+    corrs = [c.send(kwire.PRODUCE, version,
+                    kwire.produce_request(version, [(topic, [(0, b)])], -1, 15000))
+             for b in batches]
+    out = []
+    for corr in corrs:
+        rcorr, body = c.recv(kwire.PRODUCE, version, timeout=30)
+        eq(rcorr, corr, "correlation id of a pipelined Produce answer")
+        out.append(kwire.PARSERS[kwire.PRODUCE](version, body)["topics"][topic][0])
+    return out
+
+
+@test(direct=False, timeout=120,
+      sluice_args=["-X", "batch.num.messages=2", "-X", "max.in.flight.requests.per.connection=1"])
+def idempotent_partial_failure_retry(env):
+    """Issue 12, items 1 and 2. An idempotent producer pipelines batches A
+    and B (3 records each) on one partition; the upstream refuses its
+    first Produce request for good (MESSAGE_TOO_LARGE, injected), so part
+    of A fails while the rest of A and B are written (Sluice's producer
+    sends at most 2 records per request). A broker appends a batch whole or
+    not at all and refuses what comes behind a gap, so: A fails, B is
+    answered OUT_OF_ORDER_SEQUENCE_NUMBER (not success, which made
+    librdkafka clients take A as written), and the client's retries of A
+    then B write only what is missing: each record upstream exactly once,
+    and B keeps the offset it was written at. Before: the retry of A wrote
+    its delivered records again, and B was answered success."""
+    topic = env.topic("partial", 1)
+    with kwire.Conn(env.bootstrap, timeout=30) as c:
+        learn = c.metadata([topic], version=1)
+        check(any(t["name"] == topic and t["error_code"] == 0 for t in learn["topics"]),
+              "Metadata for %s" % topic)
+        ip = c.init_producer_id(4)
+        eq(ip["error_code"], 0, "InitProducerId")
+        ra, ts_a = _idem_recs(b"a", 3)
+        rb, ts_b = _idem_recs(b"b", 3)
+        batches = [kwire.record_batch(r, ts, producer_id=ip["producer_id"],
+                                      producer_epoch=ip["producer_epoch"], base_sequence=seq)
+                   for r, ts, seq in ((ra, ts_a, 0), (rb, ts_b, 3))]
+        # Produce is api key 0; 10 is MESSAGE_TOO_LARGE, which librdkafka
+        # does not retry.
+        env.mock.cmd("errors 0 10")
+        first = _produce_batches(c, topic, batches)
+        log("first round: A %d, B %d" % (first[0]["error_code"], first[1]["error_code"]))
+        check(first[0]["error_code"] != 0, "A succeeded though the upstream refused it: %r"
+              % first[0])
+        check(first[1]["error_code"] != 0,
+              "B succeeded behind a failed A (a broker answers OUT_OF_ORDER_SEQUENCE_NUMBER)")
+        answers = None
+        for attempt in range(5):
+            answers = [_produce_batches(c, topic, [b])[0] for b in batches]
+            log("retry %d: A %d, B %d" % (attempt + 1, answers[0]["error_code"],
+                                           answers[1]["error_code"]))
+            if all(a["error_code"] == 0 for a in answers):
+                break
+        check(all(a["error_code"] == 0 for a in answers), "retries in order did not succeed")
+    got = _exactly_once(env, topic, _rec_idents(ra, ts_a) + _rec_idents(rb, ts_b))
+    values = [r.value for r in got]
+    log("upstream order: %s" % [v.decode()[:6] for v in values])
+    eq(answers[1]["base_offset"], values.index(rb[0].value), "B's base offset")
+    eq(answers[0]["base_offset"], min(values.index(r.value) for r in ra), "A's base offset")
+
+
+@test(direct=False, timeout=120, sluice_args=["-X", "message.max.bytes=2000"])
+def upstream_size_limit_whole_batch(env):
+    """Issue 12, item 1: a record librdkafka finds too large after Sluice's
+    own size check passed made the enqueue fail part-way, so the client
+    heard the batch failed while its first records were written. Sluice
+    now applies librdkafka's own formula (36 bytes of worst-case record
+    overhead, key, value, and each header's name, value and their varint
+    lengths, against message.max.bytes) before the first record is
+    enqueued: the batch is refused whole, nothing of it is written, and a
+    record exactly at the limit is accepted."""
+    topic = env.topic("size", 1)
+    ts = int(time.time() * 1000)
+
+    def rec(tag, vlen, headers=()):
+        return kwire.Record(b"k", tag + b"." * (vlen - len(tag)), list(headers))
+
+    hdr = [("h", b"0123456789")]  # 1 + 10 + 1 + 1 = 13 serialized bytes
+    over = [rec(b"o1", 10), rec(b"o2", 10), rec(b"over", 1964)]
+    over_h = [rec(b"p1", 10), rec(b"overh", 1951, hdr)]
+    fits = [rec(b"f1", 10), rec(b"fits", 1963), rec(b"fitsh", 1950, hdr)]
+    with kwire.Conn(env.bootstrap, timeout=30) as c:
+        c.metadata([topic], version=1)
+        for what, recs in (("a record 1 byte over", over), ("with a header, 1 over", over_h)):
+            a = c.produce(topic, 0, kwire.record_batch(recs, ts))
+            eq(a["error_code"], kwire.MESSAGE_TOO_LARGE, what)
+        a = c.produce(topic, 0, kwire.record_batch(fits, ts))
+        eq(a["error_code"], 0, "records exactly at the limit")
+    verify_upstream(env, topic, 1, [Rec(0, r.key, r.value, [(k, v) for k, v in r.headers],
+                                        ts + r.timestamp_delta) for r in fits])

@@ -658,6 +658,67 @@ register("idempotent_sequence_differential", test_idempotent_sequence_differenti
          direct=False, timeout=120, upstreams=("kafka",))
 
 
+def test_split_retry_differential(env):
+    """Issue 12, items 1 and 3. An idempotent producer sends six records
+    in one batch to a topic whose max.message.bytes (2000) fits one big
+    record but not a big one with anything else, and splits what is
+    refused with MESSAGE_TOO_LARGE as the Java client does: the parts go
+    from the same base sequence, the first half first. Straight to the
+    broker and through Sluice (whose producer sends at most two records
+    per upstream request, so parts of a batch are written while others are
+    refused), the script must end with every record in the partition
+    exactly once; the broker keeps them in order, Sluice writes a retry's
+    missing records after what was written before. Sluice answered every
+    split part OUT_OF_ORDER_SEQUENCE_NUMBER, forever, and a retry wrote the
+    written records again."""
+    from tests_faults import _exactly_once, _idem_recs, _rec_idents
+    results = {}
+    for name, addr in (("broker", env.upstream), ("sluice", env.bootstrap)):
+        topic = env.topic("split-" + name, 1, config={"max.message.bytes": "2000"})
+        recs, ts = _idem_recs(name.encode(), 6, big=(2, 3))
+        with kwire.Conn(addr, timeout=20) as c:
+            c.metadata([topic])
+            deadline = time.monotonic() + 30
+            while True:
+                ip = c.init_producer_id(4)
+                if ip["error_code"] not in (14, 15) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            eq(ip["error_code"], 0, "%s: InitProducerId" % name)
+            todo = [(0, 6)]  # (first record, count), in send order
+            trace = []
+            for _ in range(40):
+                if not todo:
+                    break
+                first, n = todo[0]
+                b = kwire.record_batch(recs[first:first + n], ts,
+                                       producer_id=ip["producer_id"],
+                                       producer_epoch=ip["producer_epoch"],
+                                       base_sequence=first)
+                r = c.request(kwire.PRODUCE, 9,
+                              kwire.produce_request(9, [(topic, [(0, b)])], -1, 15000))
+                code = r["topics"][topic][0]["error_code"]
+                trace.append("%d..%d:%d" % (first, first + n - 1, code))
+                if code == 0:
+                    todo.pop(0)
+                elif code == kwire.MESSAGE_TOO_LARGE and n > 1:
+                    todo[0:1] = [(first, (n + 1) // 2), (first + (n + 1) // 2, n // 2)]
+                else:
+                    fail("%s: %d..%d answered %d (trace %s)"
+                         % (name, first, first + n - 1, code, trace))
+            log("%s: %s" % (name, " ".join(trace)))
+            check(not todo, "%s: records left unwritten after 40 requests: %s" % (name, todo))
+        sent = _rec_idents(recs, ts)
+        got = _exactly_once(env, topic, sent)
+        results[name] = [r.value.split(b"-")[1].decode() for r in got]
+        log("%s holds: %s" % (name, results[name]))
+    eq(results["broker"], ["v%d" % i for i in range(6)], "the broker's partition, in send order")
+
+
+register("split_retry_differential", test_split_retry_differential, direct=False,
+         sluice_args=["-X", "batch.num.messages=2"], timeout=180, upstreams=("kafka",))
+
+
 def test_init_producer_id_differential(env):
     """InitProducerId v4 without a transactional.id, straight to the broker
     and through Sluice: a fresh request, one naming the id and epoch just

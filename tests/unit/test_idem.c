@@ -234,6 +234,189 @@ static void test_failure_rolls_back(void)
     sl_idem_free(id);
 }
 
+/* Issue 12, item 3: "a split retry is refused forever". After
+ * MESSAGE_TOO_LARGE the Java client splits the batch and sends the parts
+ * from the same base sequence. A broker did not append the failed batch,
+ * so it expects that base sequence, whatever the length: the first part
+ * is in sequence, and so is the next. Sluice answered 45 ("same start,
+ * different length"), forever. */
+static void test_split_retry_after_message_too_large(void)
+{
+    sl_idem *id = idem_issuing(60000);
+    sl_idem_slot *s;
+    int16_t kerr;
+
+    ASSERT_EQ(sl_idem_check(id, PID(4), 0, "t", 1, 0, 0, 9, 0, &s, &kerr),
+              SL_IDEM_NEW);
+    s->owner = &owner_a;
+    sl_idem_complete(id, s, &owner_a, 10 /* MESSAGE_TOO_LARGE */, -1);
+    ASSERT_EQ(sl_idem_check(id, PID(4), 0, "t", 1, 0, 0, 4, 0, &s, &kerr),
+              SL_IDEM_NEW);
+    ASSERT_TRUE(!sl_idem_slot_upstream(s, 0));
+    s->owner = &owner_b;
+    ASSERT_EQ(sl_idem_complete(id, s, &owner_b, 0, 100), 0);
+    ASSERT_EQ(sl_idem_check(id, PID(4), 0, "t", 1, 0, 5, 9, 0, &s, &kerr),
+              SL_IDEM_NEW);
+    s->owner = &owner_c;
+    ASSERT_EQ(sl_idem_complete(id, s, &owner_c, 0, 105), 0);
+    ASSERT_EQ(sl_idem_check(id, PID(4), 0, "t", 1, 0, 10, 10, 0, &s, &kerr),
+              SL_IDEM_NEW);
+    /* the parts are answered from the window, the unsplit batch is not a
+     * retry of anything written */
+    ASSERT_EQ(sl_idem_check(id, PID(4), 0, "t", 1, 0, 5, 9, 0, &s, &kerr),
+              SL_IDEM_DUPLICATE);
+    ASSERT_EQ(s->offset, 105);
+    ASSERT_EQ(sl_idem_check(id, PID(4), 0, "t", 1, 0, 0, 9, 0, &s, &kerr),
+              SL_IDEM_REJECT);
+    ASSERT_EQ(kerr, 45);
+    sl_idem_free(id);
+}
+
+/* Issue 12, item 2: "rolling the expected sequence back ... then fails the
+ * client's next batch with OUT_OF_ORDER_SEQUENCE_NUMBER". Batch 0..9
+ * fails upstream, batch 10..19 pipelined behind it was answered with
+ * success; the client retries 0..9 only, then sends 20..29, which must be
+ * in sequence (the rollback to 0 and the retry left it expecting 10). */
+static void test_retry_after_rollback_keeps_later_batch(void)
+{
+    sl_idem *id = idem_issuing(60000);
+    sl_idem_slot *a, *b, *s;
+    int16_t kerr;
+
+    ASSERT_EQ(sl_idem_check(id, PID(5), 0, "t", 1, 0, 0, 9, 0, &a, &kerr),
+              SL_IDEM_NEW);
+    a->owner = &owner_a;
+    ASSERT_EQ(sl_idem_check(id, PID(5), 0, "t", 1, 0, 10, 19, 0, &b, &kerr),
+              SL_IDEM_NEW);
+    b->owner = &owner_b;
+    sl_idem_complete(id, b, &owner_b, 0, 10);
+    sl_idem_complete(id, a, &owner_a, 19 /* NOT_ENOUGH_REPLICAS */, -1);
+    /* behind the failed batch: out of order until it is retried */
+    ASSERT_EQ(sl_idem_check(id, PID(5), 0, "t", 1, 0, 20, 29, 0, &s, &kerr),
+              SL_IDEM_REJECT);
+    ASSERT_EQ(kerr, 45);
+    ASSERT_EQ(sl_idem_check(id, PID(5), 0, "t", 1, 0, 0, 9, 0, &s, &kerr),
+              SL_IDEM_NEW);
+    s->owner = &owner_c;
+    sl_idem_complete(id, s, &owner_c, 0, 20);
+    ASSERT_EQ(sl_idem_check(id, PID(5), 0, "t", 1, 0, 20, 29, 0, &s, &kerr),
+              SL_IDEM_NEW);
+    sl_idem_free(id);
+}
+
+/* Issue 12, item 2, the other half: a batch still in flight behind one
+ * that fails is answered OUT_OF_ORDER_SEQUENCE_NUMBER, as a broker that
+ * did not append the first answers the second (a success there made
+ * librdkafka clients take the failed batch as written: an "implicit ack",
+ * and a loss). Its records, written upstream meanwhile, are not sent
+ * again when the client retries it after the first: it gets their
+ * original offset. */
+static void test_failed_batch_fails_later_pipelined_ones(void)
+{
+    sl_idem *id = idem_issuing(60000);
+    sl_idem_slot *a, *b, *s;
+    int16_t kerr;
+
+    ASSERT_EQ(sl_idem_check(id, PID(6), 0, "t", 1, 0, 0, 9, 0, &a, &kerr),
+              SL_IDEM_NEW);
+    a->owner = &owner_a;
+    ASSERT_EQ(sl_idem_check(id, PID(6), 0, "t", 1, 0, 10, 19, 0, &b, &kerr),
+              SL_IDEM_NEW);
+    b->owner = &owner_b;
+    ASSERT_EQ(sl_idem_complete(id, a, &owner_a, 19, -1), 19);
+    for (int32_t i = 0; i < 10; i++)
+        sl_idem_record_upstream(b, &owner_b, i, 40 + i);
+    ASSERT_EQ(sl_idem_complete(id, b, &owner_b, 0, 40), 45);
+    /* the client retries in order: the first is sent, the second not */
+    ASSERT_EQ(sl_idem_check(id, PID(6), 0, "t", 1, 0, 10, 19, 0, &s, &kerr),
+              SL_IDEM_REJECT);
+    ASSERT_EQ(kerr, 45);
+    ASSERT_EQ(sl_idem_check(id, PID(6), 0, "t", 1, 0, 0, 9, 0, &s, &kerr),
+              SL_IDEM_NEW);
+    s->owner = &owner_c;
+    ASSERT_EQ(sl_idem_complete(id, s, &owner_c, 0, 50), 0);
+    ASSERT_EQ(sl_idem_check(id, PID(6), 0, "t", 1, 0, 10, 19, 0, &s, &kerr),
+              SL_IDEM_DUPLICATE);
+    ASSERT_EQ(s->error, 0);
+    ASSERT_EQ(s->offset, 40);
+    ASSERT_EQ(sl_idem_check(id, PID(6), 0, "t", 1, 0, 20, 20, 0, &s, &kerr),
+              SL_IDEM_NEW);
+    sl_idem_free(id);
+}
+
+/* Issue 12, item 1: "partial failure, then a retry, duplicates records".
+ * Four of six records of a batch reach the cluster, the other two fail;
+ * the client is told the batch failed and retries it. Only the two
+ * missing records may go upstream again, and the answer carries the
+ * batch's original base offset. */
+static void test_partly_delivered_retry_resends_only_missing(void)
+{
+    sl_idem *id = idem_issuing(60000);
+    sl_idem_slot *s;
+    int16_t kerr;
+
+    ASSERT_EQ(sl_idem_check(id, PID(7), 0, "t", 1, 0, 0, 5, 0, &s, &kerr),
+              SL_IDEM_NEW);
+    s->owner = &owner_a;
+    for (int32_t i = 0; i < 4; i++)
+        sl_idem_record_upstream(s, &owner_a, i, 100 + i);
+    sl_idem_record_upstream(s, &owner_b, 4, 7); /* not the owner: ignored */
+    ASSERT_EQ(sl_idem_complete(id, s, &owner_a, 10, 100), 10);
+    ASSERT_EQ(sl_idem_check(id, PID(7), 0, "t", 1, 0, 0, 5, 0, &s, &kerr),
+              SL_IDEM_NEW);
+    for (int32_t i = 0; i < 6; i++)
+        ASSERT_EQ(sl_idem_slot_upstream(s, i), i < 4);
+    s->owner = &owner_b;
+    sl_idem_record_upstream(s, &owner_b, 4, 200);
+    sl_idem_record_upstream(s, &owner_b, 5, 201);
+    ASSERT_EQ(sl_idem_complete(id, s, &owner_b, 0, 200), 0);
+    ASSERT_EQ(sl_idem_check(id, PID(7), 0, "t", 1, 0, 0, 5, 0, &s, &kerr),
+              SL_IDEM_DUPLICATE);
+    ASSERT_EQ(s->offset, 100);
+    ASSERT_EQ(sl_idem_check(id, PID(7), 0, "t", 1, 0, 6, 6, 0, &s, &kerr),
+              SL_IDEM_NEW);
+    sl_idem_free(id);
+}
+
+/* Items 1 and 3 together: 7 of 10 records (more than a word's worth of
+ * bits in the 100-record variant) are upstream when the batch fails with
+ * MESSAGE_TOO_LARGE, and the client splits it. Each part sends only what
+ * is missing of it. */
+static void test_split_of_partly_delivered_batch(void)
+{
+    for (int32_t scale = 1; scale <= 10; scale *= 10) {
+        int32_t n = 10 * scale, half = n / 2, done = 7 * scale;
+        sl_idem *id = idem_issuing(60000);
+        sl_idem_slot *s;
+        int16_t kerr;
+
+        ASSERT_EQ(sl_idem_check(id, PID(8), 0, "t", 1, 0, 0, n - 1, 0, &s,
+                                &kerr),
+                  SL_IDEM_NEW);
+        ASSERT_EQ(s->n_records, n);
+        s->owner = &owner_a;
+        for (int32_t i = 0; i < done; i++)
+            sl_idem_record_upstream(s, &owner_a, i, 1000 + i);
+        sl_idem_complete(id, s, &owner_a, 10, 1000);
+        ASSERT_EQ(sl_idem_check(id, PID(8), 0, "t", 1, 0, 0, half - 1, 0, &s,
+                                &kerr),
+                  SL_IDEM_DUPLICATE); /* all of it upstream: nothing to send */
+        ASSERT_EQ(s->error, 0);
+        ASSERT_EQ(s->offset, 1000);
+        ASSERT_EQ(sl_idem_check(id, PID(8), 0, "t", 1, 0, half, n - 1, 0, &s,
+                                &kerr),
+                  SL_IDEM_NEW);
+        ASSERT_EQ(s->n_records, n - half);
+        for (int32_t i = 0; i < n - half; i++)
+            ASSERT_EQ(sl_idem_slot_upstream(s, i), half + i < done);
+        s->owner = &owner_c;
+        ASSERT_EQ(sl_idem_complete(id, s, &owner_c, 0, 2000), 0);
+        ASSERT_EQ(sl_idem_check(id, PID(8), 0, "t", 1, 0, n, n, 0, &s, &kerr),
+                  SL_IDEM_NEW);
+        sl_idem_free(id);
+    }
+}
+
 static void test_epochs(void)
 {
     sl_idem *id = idem_issuing(60000);
@@ -307,12 +490,68 @@ static void test_many_entries(void)
     sl_idem_free(id);
 }
 
+/* Issue 12, item 6: "producer-id and sequence state grow without a cap".
+ * A flood of producer ids keeps the table at its limit, forgetting the
+ * least recently used idle entries; one with a batch in flight and one in
+ * steady use survive it, and the bytes reported (for the memory budget)
+ * stop growing. */
+static void test_producer_state_limit(void)
+{
+    sl_idem *id = sl_idem_new(PREFIX, 60000);
+    sl_idem_slot *s, *pending;
+    int16_t kerr;
+    size_t bytes_at_limit = 0;
+
+    sl_idem_set_limit(id, 100);
+    ASSERT_EQ(sl_idem_check(id, 1, 0, "t", 1, 0, 0, 0, 0, &pending, &kerr),
+              SL_IDEM_NEW);
+    pending->owner = &owner_a;
+    for (int64_t p = 2; p < 100000; p++) {
+        ASSERT_EQ(sl_idem_check(id, p, 0, "t", 1, 0, 0, 0, p, &s, &kerr),
+                  SL_IDEM_NEW);
+        s->owner = &owner_b;
+        sl_idem_complete(id, s, &owner_b, 0, p);
+        /* a producer in steady use, touched every 50 new ones */
+        if (p % 50 == 0) {
+            int32_t seq = (int32_t)(p / 50 - 1);
+            ASSERT_EQ(sl_idem_check(id, 0, 0, "t", 1, 0, seq, seq, p, &s,
+                                    &kerr),
+                      SL_IDEM_NEW);
+            s->owner = &owner_c;
+            sl_idem_complete(id, s, &owner_c, 0, p);
+        }
+        ASSERT_TRUE(sl_idem_count(id) <= 100);
+        if (p == 1000)
+            bytes_at_limit = sl_idem_bytes(id);
+    }
+    ASSERT_EQ(sl_idem_count(id), 100);
+    ASSERT_TRUE(sl_idem_evicted(id) > 99000);
+    ASSERT_TRUE(sl_idem_bytes(id) <= bytes_at_limit + 1024);
+    /* the pending batch's entry is still there: its retry waits for it */
+    ASSERT_EQ(sl_idem_check(id, 1, 0, "t", 1, 0, 0, 0, 0, &s, &kerr),
+              SL_IDEM_PENDING);
+    ASSERT_TRUE(s == pending);
+    /* the steady producer kept its sequence */
+    ASSERT_EQ(sl_idem_check(id, 0, 0, "t", 1, 0, 5000, 5000, 0, &s, &kerr),
+              SL_IDEM_REJECT);
+    ASSERT_EQ(sl_idem_check(id, 0, 0, "t", 1, 0, 1999, 1999, 0, &s, &kerr),
+              SL_IDEM_NEW);
+    sl_idem_free(id);
+}
+
 SL_TEST_MAIN(SL_TEST(test_init_producer_ids_fresh),
              SL_TEST(test_many_producers),
              SL_TEST(test_producer_ids_unique_and_checked),
              SL_TEST(test_in_order_and_duplicate), SL_TEST(test_gap_and_old),
              SL_TEST(test_first_batch_retried_after_later_one),
              SL_TEST(test_refused_first_batch_holds_its_place),
-             SL_TEST(test_failure_rolls_back), SL_TEST(test_epochs),
+             SL_TEST(test_failure_rolls_back),
+             SL_TEST(test_split_retry_after_message_too_large),
+             SL_TEST(test_retry_after_rollback_keeps_later_batch),
+             SL_TEST(test_failed_batch_fails_later_pipelined_ones),
+             SL_TEST(test_partly_delivered_retry_resends_only_missing),
+             SL_TEST(test_split_of_partly_delivered_batch),
+             SL_TEST(test_epochs),
              SL_TEST(test_sequence_wrap), SL_TEST(test_expiry),
-             SL_TEST(test_many_entries))
+             SL_TEST(test_many_entries),
+             SL_TEST(test_producer_state_limit))
