@@ -91,6 +91,14 @@
       "Request bytes read and not yet answered (memory budget usage).", NULL)  \
     X(M_BUDGET, "sluice_memory_budget_bytes", GAUGE,                           \
       "limits.memory_budget_bytes.", NULL)                                     \
+    X(M_IDEM_ENTRIES, "sluice_idempotence_producer_states", GAUGE,             \
+      "Idempotent producer/partition pairs with sequence state "               \
+      "(limits.max_producer_states).", NULL)                                   \
+    X(M_IDEM_BYTES, "sluice_idempotence_state_bytes", GAUGE,                   \
+      "Memory of that state (counted in the memory budget).", NULL)            \
+    X(M_IDEM_EVICTED, "sluice_idempotence_states_evicted_total", COUNTER,      \
+      "Producer/partition states forgotten at limits.max_producer_states.",    \
+      NULL)                                                                    \
     X(M_OUTSTANDING, "sluice_upstream_outstanding_records", GAUGE,             \
       "Records handed to librdkafka and not yet settled.", NULL)               \
     X(M_POLICY_GEN, "sluice_policy_generation", GAUGE,                         \
@@ -256,6 +264,9 @@ static void collect(sl_server *srv, sl_metrics *em)
     sl_metrics_emit(em, M(M_CONNS), (double)srv->n_conns);
     sl_metrics_emit(em, M(M_INFLIGHT_BYTES), (double)srv->mem_used);
     sl_metrics_emit(em, M(M_BUDGET), (double)srv->cfg->memory_budget_bytes);
+    sl_metrics_emit(em, M(M_IDEM_ENTRIES), (double)sl_idem_count(srv->idem));
+    sl_metrics_emit(em, M(M_IDEM_BYTES), (double)sl_idem_bytes(srv->idem));
+    sl_metrics_emit(em, M(M_IDEM_EVICTED), (double)sl_idem_evicted(srv->idem));
     sl_metrics_emit(em, M(M_OUTSTANDING), (double)srv->up.outstanding);
     sl_metrics_emit(em, M(M_POLICY_GEN), (double)srv->policy_generation);
     sl_metrics_emit(em, M(M_RELOAD_FAIL), (double)srv->policy_reload_failures);

@@ -2,10 +2,14 @@
 in-flight requests and bytes, the global memory budget, and the connection
 limit. Every record still arrives."""
 
+import re
 import socket
+import threading
+import time
+import urllib.request
 
 import kwire
-from harness import check, eq, log, make_records, test, verify_upstream, wait_for
+from harness import check, eq, free_port, log, make_records, test, verify_upstream, wait_for
 from tests_clients import produce_confluent
 
 
@@ -51,3 +55,123 @@ def limits_connections_wait(env):
     c.close()
     text = open(env.sluice_log, "rb").read().decode("utf-8", "replace")
     check("limits.max_connections=2 reached" in text, "the limit was not logged")
+
+
+# ---------------------------------------------------------------------------
+# Issue 12, item 6: memory stays bounded whatever a client sends
+
+FLOOD_HTTP = free_port()
+FLOOD_BUDGET = 256 << 20
+
+
+def _status_kib(pid, field):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+def _metric(text, name):
+    m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
+    check(m is not None, "metric %s missing" % name)
+    return float(m.group(1))
+
+
+class _Steady(threading.Thread):
+    """A well-behaved client: one small batch at a time, acks=all, until
+    stopped; every answer must be a success."""
+
+    def __init__(self, addr, topic):
+        super().__init__(daemon=True)
+        self.addr, self.topic = addr, topic
+        self.ok, self.errors, self.stop_ = 0, [], threading.Event()
+
+    def run(self):
+        try:
+            with kwire.Conn(self.addr, timeout=60) as c:
+                c.metadata([self.topic], version=1)
+                i = 0
+                while not self.stop_.is_set():
+                    r = c.produce(self.topic, 0, kwire.record_batch(
+                        [kwire.Record(b"k", b"steady-%06d" % i)]), timeout=60)
+                    if r["error_code"]:
+                        self.errors.append(r["error_code"])
+                    else:
+                        self.ok += 1
+                    i += 1
+                    time.sleep(0.02)
+        except Exception as e:  # reported by the test
+            self.errors.append(repr(e))
+
+
+@test(direct=False, timeout=300,
+      sluice_args=["--limits.memory_budget_bytes=%d" % FLOOD_BUDGET,
+                   "--limits.max_producer_states=100000",
+                   "--http.listen", "127.0.0.1:%d" % FLOOD_HTTP])
+def memory_bounded_under_floods(env):
+    """Issue 12, acceptance 3. Decompression was bounded per batch, not per
+    request, and producer/partition state had no cap. One request naming
+    partition 0 sixteen times, each with a zstd batch that decompresses to
+    64 MiB (2 KB on the wire), and a flood of a million producer/partition
+    pairs (a thousand producer ids on a thousand partitions that do not
+    exist, so nothing goes upstream) must leave Sluice's peak RSS within
+    its 256 MiB memory budget of where it was, keep the idempotence table
+    at limits.max_producer_states, and not fail a well-behaved client
+    producing meanwhile. (Before: the bombs alone took 1 GiB, the flood
+    about 450 MB.)"""
+    import zstandard
+    topic = env.topic("flood", 1)
+    pid = env.sluice.proc.pid
+    steady = _Steady(env.bootstrap, topic)
+    steady.start()
+    wait_for(lambda: steady.ok >= 5 or steady.errors, 30, "the steady client to produce")
+    hwm0 = _status_kib(pid, "VmHWM")
+    rss0 = _status_kib(pid, "VmRSS")
+
+    bomb = zstandard.ZstdCompressor().compress(b"\0" * (64 << 20))
+    batch = kwire.record_batch([kwire.Record(b"k", b"x")], codec=4,  # zstd
+                               payload=bomb)
+    log("bomb: %d bytes on the wire, 64 MiB decompressed, 16 in one request" % len(batch))
+    with kwire.Conn(env.bootstrap, timeout=60) as c:
+        r = c.request(kwire.PRODUCE, 9, kwire.produce_request(
+            9, [(topic, [(0, batch)] * 16)], -1, 15000), timeout=60)
+        log("bomb answer (the last of the 16 entries): %s" % r["topics"][topic])
+    hwm1 = _status_kib(pid, "VmHWM")
+    log("peak RSS %d MiB before the bombs, %d MiB after" % (hwm0 >> 10, hwm1 >> 10))
+
+    with kwire.Conn(env.bootstrap, timeout=60) as c:
+        c.metadata([topic], version=1)
+        for p in range(1000):
+            b = kwire.record_batch([kwire.Record(b"k", b"f")], producer_id=(7 << 32) + p,
+                                   producer_epoch=0, base_sequence=0)
+            body = kwire.produce_request(9, [(topic, [(q, b) for q in range(1, 1001)])],
+                                         -1, 15000)
+            c.request(kwire.PRODUCE, 9, body, timeout=60, parse=False)
+    hwm2 = _status_kib(pid, "VmHWM")
+    rss2 = _status_kib(pid, "VmRSS")
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % FLOOD_HTTP, timeout=5) as f:
+        text = f.read().decode()
+    states = _metric(text, "sluice_idempotence_producer_states")
+    evicted = _metric(text, "sluice_idempotence_states_evicted_total")
+    state_bytes = _metric(text, "sluice_idempotence_state_bytes")
+    log("after the flood: RSS %d MiB (%d before the bombs), peak %d MiB; %d producer "
+        "states (%.1f MiB), %d evicted"
+        % (rss2 >> 10, rss0 >> 10, hwm2 >> 10, states, state_bytes / (1 << 20), evicted))
+    steady.stop_.set()
+    steady.join(70)
+    log("steady client: %d acknowledged, errors %s" % (steady.ok, steady.errors[:3]))
+    check(hwm1 - hwm0 < FLOOD_BUDGET >> 10,
+          "the bombs grew peak RSS by %d MiB, past the %d MiB budget"
+          % ((hwm1 - hwm0) >> 10, FLOOD_BUDGET >> 20))
+    check(hwm2 - hwm0 < FLOOD_BUDGET >> 10,
+          "the flood grew peak RSS by %d MiB, past the %d MiB budget"
+          % ((hwm2 - hwm0) >> 10, FLOOD_BUDGET >> 20))
+    check(rss2 - rss0 < FLOOD_BUDGET >> 11,
+          "the flood left RSS %d MiB higher, past half the %d MiB budget"
+          % ((rss2 - rss0) >> 10, FLOOD_BUDGET >> 20))
+    check(states <= 100000, "%d producer states kept, limit 100000" % states)
+    check(state_bytes <= 100000 * 600, "%d bytes of producer state" % state_bytes)
+    check(evicted >= 900000, "only %d producer states evicted" % evicted)
+    eq(steady.errors, [], "the steady client's errors")
+    check(steady.ok >= 10, "the steady client got only %d answers" % steady.ok)
