@@ -8,6 +8,10 @@
  * re-encoded, decoded again and re-encoded: the two encodings must be
  * identical (the codec is stable on its own output). For any API key the
  * error-response template is encoded as well, as the daemon would.
+ * A decoded Produce request is also planned (proxy/plan.c) partition by
+ * partition, as the daemon plans it, against a fresh idempotence table:
+ * a partition to send has no error and records that iterate to the end;
+ * a refused one sends nothing.
  *
  * Seed corpus: tests/fuzz/corpus/request/.
  */
@@ -15,6 +19,7 @@
 #include <stdlib.h>
 
 #include "sluice/kafka.h"
+#include "sluice/plan.h"
 
 #define CHECK(cond)                                                       \
     do {                                                                  \
@@ -49,6 +54,56 @@
         }                                                                 \
     } while (0)
 
+static volatile uint8_t sink;
+
+/* Plans every partition of a decoded Produce request. The partition
+ * index's low bits pick what the daemon would know of it. */
+static void plan_produce(int16_t ver, const uint8_t *body, size_t len)
+{
+    sl_kafka_ProduceRequest req;
+    sl_rd r = sl_rd_init(body, len);
+    const char *msg;
+    sl_idem *idem;
+    sl_plan plan = {0};
+    sl_plan_env env = {.version = ver, .max_decompressed = 1 << 20,
+                       .max_msg_bytes = 4096, .now_ms = 0};
+
+    if (sl_kafka_ProduceRequest_decode(&r, ver, &req) != 0)
+        return;
+    (void)sl_plan_request(ver, req.transactional_id, req.acks, &msg);
+    idem = env.idem = sl_idem_new(1, 1000);
+    for (int32_t t = 0; t < req.n_topics; t++) {
+        sl_kafka_ProduceTopicData *td = &req.topics[t];
+        for (int32_t p = 0; p < td->n_partitions; p++) {
+            sl_plan_part out;
+            int32_t idx = td->partitions[p].index;
+            sl_plan_partition(&plan, &env, td->name, idx,
+                              td->partitions[p].records, idx & 3, &out);
+            CHECK(!(out.send && out.error));
+            CHECK(plan.decompressed <= env.max_decompressed);
+            if (out.idem == SL_IDEM_NEW)
+                out.slot->owner = &plan;
+            if (out.send) {
+                sl_rd rr = sl_rd_init(out.recs, out.recs_len);
+                for (int32_t i = 0; i < out.batch.records_count; i++) {
+                    sl_record rec;
+                    CHECK(sl_record_next(&rr, &rec) == 0);
+                    if (rec.value_len > 0)
+                        sink ^= rec.value[rec.value_len - 1];
+                    CHECK(sl_plan_record_size(&rec) <= env.max_msg_bytes);
+                }
+                CHECK(sl_rd_left(&rr) == 0);
+            }
+            if (out.idem == SL_IDEM_NEW) /* settle it: a failure, at times */
+                sl_idem_complete(idem, out.slot, &plan,
+                                 (idx & 4) ? 19 : 0, 0);
+        }
+    }
+    sl_plan_free(&plan);
+    sl_idem_free(idem);
+    sl_kafka_ProduceRequest_free(&req);
+}
+
 static void fuzz_body(int16_t key, int16_t ver, const uint8_t *body,
                       size_t len)
 {
@@ -78,6 +133,7 @@ static void fuzz_body(int16_t key, int16_t ver, const uint8_t *body,
                sl_kafka_MetadataResponse_free(&m2));
         break;
     case SL_KAFKA_PRODUCE:
+        plan_produce(ver, body, len);
         STABLE(ProduceRequest, ver, body, len,
                sl_kafka_ProduceRequest_free(&m1),
                sl_kafka_ProduceRequest_free(&m2));

@@ -298,7 +298,8 @@ def idempotent_partial_failure_retry(env):
     eq(answers[0]["base_offset"], min(values.index(r.value) for r in ra), "A's base offset")
 
 
-@test(direct=False, timeout=120, sluice_args=["-X", "message.max.bytes=2000"])
+@test(direct=False, timeout=120, sluice_args=["-X", "message.max.bytes=2000"],
+      upstreams=("mock", "kafka"))
 def upstream_size_limit_whole_batch(env):
     """Issue 12, item 1: a record librdkafka finds too large after Sluice's
     own size check passed made the enqueue fail part-way, so the client

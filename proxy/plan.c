@@ -1,0 +1,285 @@
+/* Produce planning, the pure half of the produce path (see
+ * include/sluice/plan.h). */
+#include "sluice/plan.h"
+
+#include <string.h>
+
+int16_t sl_plan_request(int16_t version, sl_kstr transactional_id,
+                        int16_t acks, const char **msg)
+{
+    if (version < 3) {
+        *msg = "Produce v0-v2 (message format v0/v1) is not supported";
+        return SL_KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT;
+    }
+    if (transactional_id.len >= 0) {
+        *msg = "transactions are not supported by Sluice";
+        return SL_KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+    }
+    if (acks != 0 && acks != 1 && acks != -1) {
+        *msg = "acks must be -1, 0 or 1";
+        return SL_KERR_INVALID_REQUIRED_ACKS;
+    }
+    *msg = NULL;
+    return 0;
+}
+
+bool sl_plan_topic_name_valid(sl_kstr n)
+{
+    if (n.len <= 0 || n.len > 249)
+        return false;
+    if ((n.len == 1 && n.p[0] == '.') ||
+        (n.len == 2 && n.p[0] == '.' && n.p[1] == '.'))
+        return false;
+    for (int32_t i = 0; i < n.len; i++) {
+        char ch = n.p[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+              (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' ||
+              ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+static size_t uvarint_size(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+size_t sl_plan_record_size(const sl_record *rec)
+{
+    return SL_RDK_MSG_V2_MAX_OVERHEAD + (size_t)SL_MAX(rec->key_len, 0) +
+           (size_t)SL_MAX(rec->value_len, 0);
+}
+
+size_t sl_plan_header_size(const sl_header *h)
+{
+    size_t vlen = (size_t)SL_MAX(h->value_len, 0);
+    return (size_t)h->key_len + vlen + uvarint_size((uint64_t)h->key_len) +
+           uvarint_size(vlen);
+}
+
+static bool refuse(sl_plan_part *out, int16_t err, const char *msg)
+{
+    out->error = err;
+    out->message = msg;
+    out->send = false;
+    return false;
+}
+
+/* The answer to sl_batch_next's result rc (not 1: a batch is there). */
+static bool batch_ok(int rc, const sl_batch *b, sl_plan_part *out)
+{
+    if (rc == SL_E_UNSUPPORTED)
+        return refuse(out, SL_KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT,
+                      "only record batch format v2 (magic 2) is supported");
+    if (rc == SL_E_CRC)
+        return refuse(out, SL_KERR_CORRUPT_MESSAGE,
+                      "record batch CRC mismatch");
+    if (rc == 0 && b->base_offset != 0)
+        /* LogValidator: a client's batch starts at offset 0. */
+        return refuse(out, SL_KERR_INVALID_RECORD,
+                      "the baseOffset of a produced record batch must be 0");
+    if (rc == SL_E_INVALID)
+        /* Kafka's LogValidator words it as "invalid offset range" or
+         * "inconsistent batch offset range and count of records". */
+        return refuse(out, SL_KERR_INVALID_RECORD,
+                      "record batch has no records, or a lastOffsetDelta "
+                      "other than its record count - 1");
+    if (rc < 0)
+        return refuse(out, SL_KERR_CORRUPT_MESSAGE, "malformed record batch");
+    return true;
+}
+
+/* Parses and validates the record set of one partition. As a broker does
+ * for Produce v3+ (every version Sluice serves): exactly one record batch
+ * (none, or a second one, is INVALID_RECORD), and zstd only from Produce
+ * v7 (UNSUPPORTED_COMPRESSION_TYPE). False with out->error set. */
+static bool parse_batch(sl_plan *pl, const sl_plan_env *env, sl_kstr records,
+                        sl_plan_part *out)
+{
+    sl_rd r = sl_rd_init(records.p, records.len < 0 ? 0 : records.len);
+    sl_batch *b = &out->batch, next;
+    sl_rd rr;
+    int rc;
+
+    if (records.len <= 0)
+        return refuse(out, SL_KERR_INVALID_RECORD,
+                      "Produce v3 and later carry exactly one record batch "
+                      "per partition; this one has none");
+    rc = sl_batch_next(&r, b);
+    if (rc == 1)
+        return refuse(out, SL_KERR_INVALID_RECORD,
+                      "Produce v3 and later carry exactly one record batch "
+                      "per partition; this one has none");
+    if (!batch_ok(rc, b, out))
+        return false;
+    if (b->attributes & (SL_BATCH_ATTR_TRANSACTIONAL | SL_BATCH_ATTR_CONTROL))
+        return refuse(out, SL_KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                      "transactional batches are not supported by Sluice");
+    if (sl_batch_codec(b) == SL_CODEC_ZSTD && env->version < 7)
+        return refuse(out, SL_KERR_UNSUPPORTED_COMPRESSION_TYPE,
+                      "zstd-compressed batches need Produce v7 or later");
+    if (sl_batch_codec(b) != SL_CODEC_NONE) {
+        /* The bound holds for the request: one request may name a
+         * partition many times, each with a bomb. */
+        size_t room = env->max_decompressed > pl->decompressed
+                          ? env->max_decompressed - pl->decompressed
+                          : 0;
+        uint8_t *buf;
+        size_t blen;
+        rc = room == 0 ? SL_E_TOO_LARGE
+                       : sl_decompress(sl_batch_codec(b), b->records,
+                                       b->records_len, room, &buf, &blen);
+        if (rc == SL_E_TOO_LARGE)
+            return refuse(out, SL_KERR_MESSAGE_TOO_LARGE,
+                          "the request's batches decompress to more than "
+                          "limits.max_decompressed_bytes");
+        if (rc < 0)
+            return refuse(out, SL_KERR_CORRUPT_MESSAGE,
+                          "batch does not decompress");
+        pl->bufs = sl_realloc(pl->bufs, (pl->n_bufs + 1) * sizeof(*pl->bufs));
+        pl->bufs[pl->n_bufs++] = buf;
+        pl->decompressed += blen;
+        out->decompressed = blen;
+        out->recs = buf;
+        out->recs_len = blen;
+    } else {
+        out->recs = b->records;
+        out->recs_len = b->records_len;
+    }
+    /* Validate every record now, so that producing cannot stop halfway
+     * through a batch on bad input, and check it against librdkafka's
+     * size limit, which would refuse it at enqueue (rd_kafka_msg_new0)
+     * after the records before it were enqueued. */
+    rr = sl_rd_init(out->recs, out->recs_len);
+    for (int32_t i = 0; i < b->records_count; i++) {
+        sl_record rec;
+        sl_header h;
+        sl_rd hr;
+        size_t size, hsize = 0;
+        /* A broker refuses records it cannot read as INVALID_RECORD
+         * (DefaultRecord: "Found invalid record structure"); only a bad
+         * CRC is CORRUPT_MESSAGE (broker_refusals_differential). */
+        if (sl_record_next(&rr, &rec) != 0)
+            return refuse(out, SL_KERR_INVALID_RECORD, "malformed record");
+        hr = sl_rd_init(rec.headers, rec.headers_len);
+        for (int32_t j = 0; j < rec.n_headers; j++) {
+            if (sl_header_next(&hr, &h) != 0)
+                return refuse(out, SL_KERR_INVALID_RECORD,
+                              "malformed record header");
+            hsize += sl_plan_header_size(&h);
+        }
+        size = sl_plan_record_size(&rec) + hsize;
+        if (size > env->max_msg_bytes)
+            return refuse(out, SL_KERR_MESSAGE_TOO_LARGE,
+                          "record larger than the upstream message.max.bytes");
+        out->hdr_bytes += hsize;
+    }
+    if (sl_rd_left(&rr) != 0)
+        return refuse(out, SL_KERR_INVALID_RECORD,
+                      "record count does not match the batch");
+    /* Whatever follows the batch: nothing, or a refusal. */
+    rc = sl_batch_next(&r, &next);
+    if (rc == 0)
+        return refuse(out, SL_KERR_INVALID_RECORD,
+                      "Produce v3 and later carry exactly one record batch "
+                      "per partition; this one has more");
+    return rc == 1 || batch_ok(rc, &next, out);
+}
+
+/* A partition refused with a retriable error before the idempotence check
+ * (the metadata does not know the topic or partition yet, typically just
+ * after a start): an idempotent batch will be retried, so its producer's
+ * later batches must not start tracking past it (see sl_idem_expect).
+ * Only the first batch's header is read. */
+static void hold_place(const sl_plan_env *env, sl_kstr topic,
+                       int32_t partition, sl_kstr records)
+{
+    sl_rd r;
+    sl_batch b;
+
+    if (env->idem == NULL || records.len <= 0 || topic.len <= 0)
+        return;
+    r = sl_rd_init(records.p, (size_t)records.len);
+    if (sl_batch_next(&r, &b) == 0 && b.producer_id >= 0)
+        sl_idem_expect(env->idem, b.producer_id, b.producer_epoch, topic.p,
+                       (size_t)topic.len, partition, b.base_sequence,
+                       env->now_ms);
+}
+
+/* Client-side idempotence for the parsed batch. */
+static void check_idempotence(const sl_plan_env *env, sl_kstr topic,
+                              int32_t partition, sl_plan_part *out)
+{
+    sl_batch *b = &out->batch;
+    int16_t kerr;
+    int32_t last;
+
+    if (b->producer_id < 0 || env->idem == NULL)
+        return;
+    last = (int32_t)(((int64_t)b->base_sequence + b->last_offset_delta) %
+                     ((int64_t)INT32_MAX + 1));
+    out->idem = sl_idem_check(env->idem, b->producer_id, b->producer_epoch,
+                              topic.p, (size_t)topic.len, partition,
+                              b->base_sequence, last, env->now_ms,
+                              &out->slot, &kerr);
+    switch (out->idem) {
+    case SL_IDEM_NEW:
+        /* A retry whose records are all upstream came back DUPLICATE;
+         * one with some upstream sends the rest. */
+        break;
+    case SL_IDEM_DUPLICATE:
+    case SL_IDEM_PENDING:
+        out->send = false;
+        break;
+    default:
+        refuse(out, kerr,
+               kerr == SL_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER
+                   ? "out of order sequence number"
+                   : "invalid producer epoch");
+        break;
+    }
+}
+
+void sl_plan_partition(sl_plan *pl, const sl_plan_env *env, sl_kstr topic,
+                       int32_t partition, sl_kstr records, int where,
+                       sl_plan_part *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->idem = -1;
+    if (where == SL_PLAN_NOT_ALLOWED) {
+        refuse(out, SL_KERR_TOPIC_AUTHORIZATION_FAILED,
+               "topic not allowed for this connector by policy");
+        return;
+    }
+    if (!sl_plan_topic_name_valid(topic)) {
+        refuse(out, SL_KERR_INVALID_TOPIC_EXCEPTION, "invalid topic name");
+        return;
+    }
+    if (where == SL_PLAN_UNKNOWN_TOPIC ||
+        where == SL_PLAN_UNKNOWN_PARTITION) {
+        refuse(out, SL_KERR_UNKNOWN_TOPIC_OR_PARTITION,
+               where == SL_PLAN_UNKNOWN_TOPIC ? "unknown topic"
+                                              : "unknown partition");
+        hold_place(env, topic, partition, records);
+        return;
+    }
+    if (!parse_batch(pl, env, records, out))
+        return;
+    out->send = true;
+    check_idempotence(env, topic, partition, out);
+}
+
+void sl_plan_free(sl_plan *pl)
+{
+    for (size_t i = 0; i < pl->n_bufs; i++)
+        sl_free(pl->bufs[i]);
+    sl_free(pl->bufs);
+    pl->bufs = NULL;
+    pl->n_bufs = 0;
+}
