@@ -82,6 +82,7 @@ void sl__metacache_free(sl_metacache *mc)
             if (n->t.rkt)
                 rd_kafka_topic_destroy(n->t.rkt);
             sl_free(n->t.leaders);
+            sl_free(n->t.prime);
             sl_free(n->t.name);
             sl_free(n);
         }

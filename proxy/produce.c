@@ -20,6 +20,18 @@
  * retry sends only the others (see sluice/idem.h). A non-idempotent
  * client's retry of a partly written batch duplicates the written part,
  * as its retry of a batch whose answer was lost does behind a broker.
+ *
+ * Priming. A broker accepts any first sequence number from a producer it
+ * has no state for, and librdkafka takes a later batch's success as an
+ * implicit acknowledgement of the earlier ones (librdkafka 2.0). So if
+ * the upstream producer's first write to a partition fails retriably
+ * while the records behind it are accepted, those first records are
+ * reported delivered and were never written (sluice_killed_idempotent@kafka
+ * lost one that way; upstream_first_batch_retried reproduces it on the
+ * mock). Sluice therefore sends a single record to a partition it has not
+ * written to yet (or not for an hour, well inside Kafka's
+ * producer.id.expiration.ms of a day) and holds every other record for
+ * that partition until that one is acknowledged.
  */
 #include "sluice/plan.h"
 #include "sluice/record.h"
@@ -48,6 +60,24 @@ struct ppart {
     sl_broker_stats *leader; /* upstream leader at hand-off, for stats */
     sl_pmsg *msgs;  /* opaques of the records handed upstream, owned */
     size_t n_maybe; /* failed records librdkafka says may be written */
+    /* What is left to send (the plan's pointers stay valid until the
+     * request is freed, after this partition settles). */
+    sl_plan_part plan;
+    sl_topic *topic;
+    int32_t next_k;    /* first record not handed over yet */
+    ppart *prime_next; /* waiting for the partition's priming record */
+    ppart *resumed_next; /* in prime_settled's list of those it resumed */
+};
+
+/* Priming state of one upstream partition (see the top of this file). */
+enum { PRIME_NONE, PRIME_INFLIGHT, PRIME_DONE };
+#define PRIME_IDLE_MS (60 * 60 * 1000)
+
+struct sl_prime {
+    uint8_t state;
+    const sl_pmsg *msg; /* the priming record, while in flight */
+    uint64_t last_ms;   /* last record handed over */
+    ppart *head, *tail; /* waiting, in order */
 };
 
 typedef struct ptopic {
@@ -293,12 +323,16 @@ static void part_settle(ppart *pp)
         finish(pr);
 }
 
+struct sl_prime;
+static ppart *prime_settled(struct sl_prime *pm, bool ok);
+
 void sl__produce_delivered(sl_server *srv, void *opaque,
                            rd_kafka_resp_err_t err, int64_t offset, int status)
 {
     const sl_pmsg *pm = opaque;
-    ppart *pp = pm->part;
+    ppart *pp = pm->part, *resumed = NULL, *next;
 
+    (void)srv;
     if (pp->leader)
         pp->leader->inflight--;
     if (err == 0 && pp->n_slots > 0)
@@ -315,8 +349,20 @@ void sl__produce_delivered(sl_server *srv, void *opaque,
     } else if (offset >= 0 && offset < pp->base_offset) {
         pp->base_offset = offset;
     }
+    if (pp->topic != NULL && pp->index < pp->topic->n_prime) {
+        struct sl_prime *pm_ = &pp->topic->prime[pp->index];
+        if (pm_->state == PRIME_INFLIGHT && pm_->msg == pm)
+            resumed = prime_settled(pm_, err == 0);
+    }
     pp->pending--;
     part_maybe_settle(pp);
+    /* Each resumed partition's hold kept its request alive until now. */
+    for (; resumed; resumed = next) {
+        next = resumed->resumed_next;
+        resumed->resumed_next = NULL;
+        resumed->pending--;
+        part_maybe_settle(resumed);
+    }
 }
 
 static void set_error(ppart *pp, int16_t err, const char *msg)
@@ -327,6 +373,157 @@ static void set_error(ppart *pp, int16_t err, const char *msg)
     }
 }
 
+/* The priming state of pp's upstream partition. */
+static struct sl_prime *prime_of(ppart *pp)
+{
+    sl_topic *t = pp->topic;
+    if (t->n_prime <= pp->index) {
+        int32_t n = t->n_partitions > pp->index ? t->n_partitions
+                                                : pp->index + 1;
+        t->prime = sl_realloc(t->prime, (size_t)n * sizeof(*t->prime));
+        memset(t->prime + t->n_prime, 0,
+               (size_t)(n - t->n_prime) * sizeof(*t->prime));
+        t->n_prime = n;
+    }
+    return &t->prime[pp->index];
+}
+
+/* pp waits for its partition's priming record: at the head of the queue
+ * if it holds the rest of the priming batch, which must go first. */
+static void prime_wait(struct sl_prime *pm, ppart *pp, bool first)
+{
+    pp->pending++; /* held while waiting */
+    pp->prime_next = NULL;
+    if (first) {
+        pp->prime_next = pm->head;
+        pm->head = pp;
+        if (pm->tail == NULL)
+            pm->tail = pp;
+    } else {
+        if (pm->tail)
+            pm->tail->prime_next = pp;
+        else
+            pm->head = pp;
+        pm->tail = pp;
+    }
+}
+
+/* Hands pp's records from pp->next_k to librdkafka: all of them once the
+ * partition is primed, else the first alone (the rest wait for it), none
+ * while another record is priming it. */
+static void send_some(ppart *pp)
+{
+    sl_produce *pr = pp->pr;
+    sl_upstream *up = &pr->srv->up;
+    const sl_plan_part *pl = &pp->plan;
+    struct sl_prime *pm = prime_of(pp);
+    int32_t count = pl->batch.records_count;
+    uint64_t now = sl__now_ms(pr->srv);
+    rd_kafka_topic_t *rkt;
+    bool one;
+    sl_rd rr;
+
+    if (pm->state == PRIME_DONE && now - pm->last_ms > PRIME_IDLE_MS)
+        pm->state = PRIME_NONE; /* the broker may have forgotten us */
+    if (pm->state == PRIME_INFLIGHT) {
+        prime_wait(pm, pp, false);
+        return;
+    }
+    one = pm->state == PRIME_NONE;
+    rkt = sl__upstream_topic(up, pp->topic);
+    rr = sl_rd_init(pl->recs, pl->recs_len);
+    for (int32_t k = 0; k < count; k++) {
+        sl_record rec;
+        rd_kafka_headers_t *hdrs = NULL;
+        rd_kafka_resp_err_t err;
+
+        (void)sl_record_next(&rr, &rec); /* validated by the plan */
+        if (k < pp->next_k)
+            continue;
+        if (pl->idem == SL_IDEM_NEW && sl_idem_slot_upstream(pl->slot, k))
+            continue; /* written by an earlier attempt */
+        if (pm->state == PRIME_INFLIGHT) {
+            /* Our record is priming the partition: the rest waits. */
+            pp->next_k = k;
+            prime_wait(pm, pp, true);
+            return;
+        }
+        pp->msgs[k].part = pp;
+        pp->msgs[k].index = k;
+        if (rec.n_headers > 0) {
+            sl_rd hr = sl_rd_init(rec.headers, rec.headers_len);
+            hdrs = rd_kafka_headers_new((size_t)rec.n_headers);
+            for (int32_t j = 0; j < rec.n_headers; j++) {
+                sl_header h;
+                (void)sl_header_next(&hr, &h);
+                rd_kafka_header_add(hdrs, (const char *)h.key, h.key_len,
+                                    h.value, h.value_len < 0 ? 0 : h.value_len);
+            }
+        }
+        /* No RD_KAFKA_MSG_F_COPY: key and value stay in the request frame
+         * or decompressed buffer until the delivery report. An empty
+         * key/value has a non-NULL pointer, a null one NULL, so librdkafka
+         * keeps the distinction. */
+        err = rd_kafka_producev(
+            up->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(pp->index),
+            RD_KAFKA_V_KEY(rec.key, rec.key_len < 0 ? 0 : (size_t)rec.key_len),
+            RD_KAFKA_V_VALUE((void *)rec.value,
+                             rec.value_len < 0 ? 0 : (size_t)rec.value_len),
+            RD_KAFKA_V_TIMESTAMP(pl->batch.base_timestamp +
+                                 rec.timestamp_delta),
+            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(&pp->msgs[k]),
+            RD_KAFKA_V_MSGFLAGS(0), RD_KAFKA_V_END);
+        if (err) {
+            /* Not a limit the plan checks (those cannot fail here): a
+             * partition gone since the metadata, a fatal producer. The
+             * records before it are upstream, and an idempotent client's
+             * retry sends only the rest. */
+            if (hdrs)
+                rd_kafka_headers_destroy(hdrs);
+            set_error(pp, sl__produce_map_error(err),
+                      "upstream refused the record");
+            sl_warn("upstream refused a record for %s [%d]: %s",
+                    pp->topic->name, pp->index, rd_kafka_err2str(err));
+            break;
+        }
+        up->outstanding++;
+        if (pp->leader->inflight++ == 0)
+            pp->leader->busy_since_ms = now;
+        pp->pending++;
+        pm->last_ms = now;
+        if (one) {
+            pm->state = PRIME_INFLIGHT;
+            pm->msg = &pp->msgs[k];
+        }
+    }
+    pp->next_k = count;
+}
+
+/* The priming record of a partition has its delivery report: on success
+ * the partition is primed, on failure the next record to go primes it
+ * again; either way what waited goes on, in order. Returns the list of
+ * the partitions resumed, whose holds the caller drops. */
+static ppart *prime_settled(struct sl_prime *pm, bool ok)
+{
+    ppart *w = pm->head, *next, *resumed = NULL, **tail = &resumed;
+
+    pm->state = ok ? PRIME_DONE : PRIME_NONE;
+    pm->msg = NULL;
+    pm->head = pm->tail = NULL;
+    for (; w; w = next) {
+        next = w->prime_next;
+        w->prime_next = NULL;
+        if (w->pr->srv->shutting_down || w->pr->srv->up.fatal)
+            set_error(w, SL_KERR_NOT_ENOUGH_REPLICAS,
+                      "Sluice is shutting down");
+        else if (w->error == 0)
+            send_some(w); /* may wait again, which takes a new hold */
+        *tail = w;
+        tail = &w->resumed_next;
+    }
+    return resumed;
+}
+
 /* Hands the planned records of one partition to librdkafka (all of a
  * batch but those a retry's earlier attempt wrote), or attaches it to the
  * in-flight original it retries, or takes a duplicate's answer. */
@@ -334,9 +531,7 @@ static void execute(sl_produce *pr, ppart *pp, sl_topic *t,
                     const sl_plan_part *pl)
 {
     sl_upstream *up = &pr->srv->up;
-    rd_kafka_topic_t *rkt;
     int32_t count = pl->batch.records_count;
-    sl_rd rr;
 
     if (pl->decompressed)
         charge_extra(pr, pl->decompressed);
@@ -379,7 +574,6 @@ static void execute(sl_produce *pr, ppart *pp, sl_topic *t,
     if (!pl->send)
         return;
 
-    rkt = sl__upstream_topic(up, t);
     pp->leader = sl__upstream_broker(
         up, pp->index < t->n_partitions && t->leaders ? t->leaders[pp->index]
                                                       : -1);
@@ -392,58 +586,10 @@ static void execute(sl_produce *pr, ppart *pp, sl_topic *t,
     charge_extra(pr, (size_t)count * (sizeof(*pp->msgs) +
                                       SL_UPSTREAM_MSG_OVERHEAD) +
                          pl->hdr_bytes);
-    rr = sl_rd_init(pl->recs, pl->recs_len);
-    for (int32_t k = 0; k < count; k++) {
-        sl_record rec;
-        rd_kafka_headers_t *hdrs = NULL;
-        rd_kafka_resp_err_t err;
-
-        (void)sl_record_next(&rr, &rec); /* validated by the plan */
-        if (pl->idem == SL_IDEM_NEW && sl_idem_slot_upstream(pl->slot, k))
-            continue; /* written by an earlier attempt */
-        pp->msgs[k].part = pp;
-        pp->msgs[k].index = k;
-        if (rec.n_headers > 0) {
-            sl_rd hr = sl_rd_init(rec.headers, rec.headers_len);
-            hdrs = rd_kafka_headers_new((size_t)rec.n_headers);
-            for (int32_t j = 0; j < rec.n_headers; j++) {
-                sl_header h;
-                (void)sl_header_next(&hr, &h);
-                rd_kafka_header_add(hdrs, (const char *)h.key, h.key_len,
-                                    h.value, h.value_len < 0 ? 0 : h.value_len);
-            }
-        }
-        /* No RD_KAFKA_MSG_F_COPY: key and value stay in the request frame
-         * or decompressed buffer until the delivery report. An empty
-         * key/value has a non-NULL pointer, a null one NULL, so librdkafka
-         * keeps the distinction. */
-        err = rd_kafka_producev(
-            up->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(pp->index),
-            RD_KAFKA_V_KEY(rec.key, rec.key_len < 0 ? 0 : (size_t)rec.key_len),
-            RD_KAFKA_V_VALUE((void *)rec.value,
-                             rec.value_len < 0 ? 0 : (size_t)rec.value_len),
-            RD_KAFKA_V_TIMESTAMP(pl->batch.base_timestamp +
-                                 rec.timestamp_delta),
-            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(&pp->msgs[k]),
-            RD_KAFKA_V_MSGFLAGS(0), RD_KAFKA_V_END);
-        if (err) {
-            /* Not a limit the plan checks (those cannot fail here): a
-             * partition gone since the metadata, a fatal producer. The
-             * records before it are upstream, and an idempotent client's
-             * retry sends only the rest. */
-            if (hdrs)
-                rd_kafka_headers_destroy(hdrs);
-            set_error(pp, sl__produce_map_error(err),
-                      "upstream refused the record");
-            sl_warn("upstream refused a record for %s [%d]: %s", t->name,
-                    pp->index, rd_kafka_err2str(err));
-            break;
-        }
-        up->outstanding++;
-        if (pp->leader->inflight++ == 0)
-            pp->leader->busy_since_ms = sl__now_ms(pr->srv);
-        pp->pending++;
-    }
+    pp->plan = *pl;
+    pp->topic = t;
+    pp->next_k = 0;
+    send_some(pp);
 }
 
 void sl__produce_handle(sl_server *srv, sl_req *req)

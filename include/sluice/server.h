@@ -209,6 +209,11 @@ typedef struct sl_topic {
     int32_t n_partitions;
     int32_t *leaders;     /* upstream leader broker id per partition */
     rd_kafka_topic_t *rkt; /* upstream handle, created when first produced */
+    /* Per partition, whether the upstream producer's first write to it
+     * has been acknowledged (see produce.c, "priming"); n_prime entries.
+     * Owned by produce.c, freed with the topic. */
+    struct sl_prime *prime;
+    int32_t n_prime;
     uint64_t updated_ms;
     bool exists;
     bool lookup_inflight; /* a Produce-triggered lookup is running */

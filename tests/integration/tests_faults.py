@@ -27,7 +27,10 @@ RETRIABLE = {
 # dropped connection) on the first, which the mock did not append, and
 # success on the second make librdkafka conclude that the first was written
 # ("implicit ack": a real broker would have refused the second with
-# OUT_OF_ORDER_SEQUENCE_NUMBER) and report its records as delivered. It
+# OUT_OF_ORDER_SEQUENCE_NUMBER) and report its records as delivered. (A real
+# broker does accept the second when it has no state for the producer yet:
+# the first write to a partition; Sluice primes each partition with one
+# record for that, see upstream_first_batch_retried.) It
 # happened once: librdkafka sent a partition's first record alone (its broker
 # thread woke at the first record handed over), then the next 24 while that
 # one was in flight (under 5 records, so allowed); the first got the injected
@@ -328,3 +331,36 @@ def upstream_size_limit_whole_batch(env):
         eq(a["error_code"], 0, "records exactly at the limit")
     verify_upstream(env, topic, 1, [Rec(0, r.key, r.value, [(k, v) for k, v in r.headers],
                                         ts + r.timestamp_delta) for r in fits])
+
+
+@test(direct=False, timeout=120, upstreams=("mock",))
+def upstream_first_batch_retried(env):
+    """The first records Sluice's upstream producer sends to a partition
+    get a retriable error (REQUEST_TIMED_OUT, answered late) while the
+    next ones, pipelined behind, are accepted. A broker with no state for
+    a producer accepts any first sequence (Kafka 4.1.1 did so for
+    sluice_killed_idempotent@kafka: its partition began at sequence 1),
+    and librdkafka takes a later batch's success as an implicit ack of the
+    earlier one: the first records were acknowledged and never written.
+    Every record acknowledged must be upstream."""
+    topic = env.topic("first", 1)
+    leader = metadata_leader(env.upstream, topic, 0)
+    # Produce is api key 0: the leader's first Produce answers 7 after
+    # 300 ms, the rest succeed at once.
+    env.mock.cmd("broker_errors %d 0 7 300" % leader)
+    acked = []
+    with kwire.Conn(env.bootstrap, timeout=30) as c:
+        c.metadata([topic], version=1)
+        ts = int(time.time() * 1000)
+        batches = [kwire.record_batch([kwire.Record(b"k", b"b%d-r%d" % (i, j),
+                                                    timestamp_delta=j) for j in range(3)], ts)
+                   for i in range(4)]
+        answers = _produce_batches(c, topic, batches)
+        for i, a in enumerate(answers):
+            log("batch %d: error %d offset %d" % (i, a["error_code"], a["base_offset"]))
+            if a["error_code"] == 0:
+                acked += [b"b%d-r%d" % (i, j) for j in range(3)]
+    got = {r.value for r in read_upstream(env.upstream, topic, 1)[0]}
+    missing = [v for v in acked if v not in got]
+    check(not missing, "%d acknowledged records not upstream: %s" % (len(missing), missing))
+    check(acked, "nothing acknowledged")
