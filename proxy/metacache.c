@@ -52,6 +52,14 @@ typedef struct job {
     bool want_cluster_id;
     sl_metacache_cb cb;
     void *arg;
+    /* Topic configs to read (DescribeConfigs), and what came back. */
+    char **cfg_names;
+    size_t n_cfg;
+    int32_t cfg_broker; /* whom to ask (-1: librdkafka's choice) */
+    struct cfg_result {
+        bool ok, log_append_time;
+        int64_t before_ms, after_ms, max_message_bytes;
+    } *cfg;
 } job;
 
 static uint64_t hash_name(const char *p, size_t len)
@@ -175,17 +183,106 @@ static void apply_topic(sl_metacache *mc, const rd_kafka_metadata_topic_t *mt,
     }
 }
 
+static int64_t cfg_int(const char *v, int64_t dflt)
+{
+    char *end;
+    long long x;
+    if (v == NULL)
+        return dflt;
+    x = strtoll(v, &end, 10);
+    return end == v ? dflt : (int64_t)x;
+}
+
+/* Pool thread: DescribeConfigs for j->cfg_names, blocking up to
+ * LOOKUP_TIMEOUT_MS. Topics that get no answer stay unknown. */
+static void describe_configs(job *j)
+{
+    rd_kafka_ConfigResource_t **res;
+    rd_kafka_queue_t *q;
+    rd_kafka_event_t *ev;
+    rd_kafka_AdminOptions_t *opt;
+    char errstr[256];
+
+    j->cfg = calloc(j->n_cfg, sizeof(*j->cfg));
+    res = calloc(j->n_cfg, sizeof(*res));
+    if (j->cfg == NULL || res == NULL) {
+        free(res);
+        return;
+    }
+    for (size_t i = 0; i < j->n_cfg; i++)
+        res[i] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC,
+                                             j->cfg_names[i]);
+    q = rd_kafka_queue_new(j->rk);
+    opt = rd_kafka_AdminOptions_new(j->rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+    rd_kafka_AdminOptions_set_request_timeout(opt, LOOKUP_TIMEOUT_MS, errstr,
+                                              sizeof(errstr));
+    /* Any broker answers for topics; without one named, librdkafka waits
+     * for the controller, which some clusters do not name. */
+    if (j->cfg_broker >= 0)
+        rd_kafka_AdminOptions_set_broker(opt, j->cfg_broker, errstr,
+                                         sizeof(errstr));
+    rd_kafka_DescribeConfigs(j->rk, res, j->n_cfg, opt, q);
+    ev = rd_kafka_queue_poll(q, LOOKUP_TIMEOUT_MS + 1000);
+    if (ev != NULL && rd_kafka_event_error(ev) == 0) {
+        const rd_kafka_DescribeConfigs_result_t *r =
+            rd_kafka_event_DescribeConfigs_result(ev);
+        size_t n = 0;
+        const rd_kafka_ConfigResource_t **rs =
+            r ? rd_kafka_DescribeConfigs_result_resources(r, &n) : NULL;
+        for (size_t k = 0; k < n; k++) {
+            const char *name = rd_kafka_ConfigResource_name(rs[k]);
+            size_t ne = 0;
+            const rd_kafka_ConfigEntry_t **es;
+            struct cfg_result c = {.before_ms = INT64_MAX,
+                                   .after_ms = INT64_MAX,
+                                   .max_message_bytes = INT64_MAX};
+            size_t i;
+            for (i = 0; i < j->n_cfg; i++)
+                if (strcmp(j->cfg_names[i], name) == 0)
+                    break;
+            if (i == j->n_cfg || rd_kafka_ConfigResource_error(rs[k]))
+                continue;
+            es = rd_kafka_ConfigResource_configs(rs[k], &ne);
+            for (size_t e = 0; e < ne; e++) {
+                const char *en = rd_kafka_ConfigEntry_name(es[e]);
+                const char *ev_ = rd_kafka_ConfigEntry_value(es[e]);
+                if (strcmp(en, "message.timestamp.before.max.ms") == 0)
+                    c.before_ms = cfg_int(ev_, INT64_MAX);
+                else if (strcmp(en, "message.timestamp.after.max.ms") == 0)
+                    c.after_ms = cfg_int(ev_, INT64_MAX);
+                else if (strcmp(en, "message.timestamp.type") == 0)
+                    c.log_append_time =
+                        ev_ != NULL && strcmp(ev_, "LogAppendTime") == 0;
+                else if (strcmp(en, "max.message.bytes") == 0)
+                    c.max_message_bytes = cfg_int(ev_, INT64_MAX);
+            }
+            c.ok = true;
+            j->cfg[i] = c;
+        }
+    }
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_destroy(opt);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_ConfigResource_destroy_array(res, j->n_cfg);
+    free(res);
+}
+
 /* Pool thread. */
 static void job_run(uv_work_t *w)
 {
     job *j = w->data;
     if (j->want_cluster_id)
         j->cluster_id = rd_kafka_clusterid(j->rk, LOOKUP_TIMEOUT_MS);
+    if (j->n_cfg)
+        describe_configs(j);
     if (j->all) {
         j->err = rd_kafka_metadata(j->rk, 1, NULL, &j->full,
                                    LOOKUP_TIMEOUT_MS);
         return;
     }
+    if (j->n_names == 0)
+        return;
     j->each = calloc(j->n_names, sizeof(*j->each));
     if (j->each == NULL) {
         j->err = RD_KAFKA_RESP_ERR__FAIL;
@@ -274,6 +371,33 @@ static void job_done(uv_work_t *w, int status)
             rd_kafka_metadata_destroy(j->each[i]);
         }
     }
+    for (size_t i = 0; i < j->n_cfg; i++) {
+        sl_topic *t = get_or_add(mc, j->cfg_names[i], strlen(j->cfg_names[i]));
+        t->cfg_inflight = false;
+        if (j->cfg && j->cfg[i].ok) {
+            if (!t->cfg_known || t->ts_after_max_ms != j->cfg[i].after_ms ||
+                t->ts_before_max_ms != j->cfg[i].before_ms ||
+                t->max_message_bytes != j->cfg[i].max_message_bytes ||
+                t->log_append_time != j->cfg[i].log_append_time)
+                sl_info("topic %s: message.timestamp.type %s, "
+                        "before.max.ms %lld, after.max.ms %lld, "
+                        "max.message.bytes %lld",
+                        t->name,
+                        j->cfg[i].log_append_time ? "LogAppendTime"
+                                                  : "CreateTime",
+                        (long long)j->cfg[i].before_ms,
+                        (long long)j->cfg[i].after_ms,
+                        (long long)j->cfg[i].max_message_bytes);
+            t->cfg_known = true;
+            t->log_append_time = j->cfg[i].log_append_time;
+            t->ts_before_max_ms = j->cfg[i].before_ms;
+            t->ts_after_max_ms = j->cfg[i].after_ms;
+            t->max_message_bytes = j->cfg[i].max_message_bytes;
+        }
+        sl_free(j->cfg_names[i]);
+    }
+    free(j->cfg);
+    sl_free(j->cfg_names);
     free(j->each);
     for (size_t i = 0; i < j->n_names; i++)
         sl_free(j->names[i]);
@@ -314,11 +438,58 @@ void sl__metacache_lookup(sl_metacache *mc, char **names, size_t n,
     submit(mc, j);
 }
 
+static int32_t cfg_broker_of(const sl_topic *t)
+{
+    return t->n_partitions > 0 && t->leaders ? t->leaders[0] : -1;
+}
+
 void sl__metacache_refresh_now(sl_metacache *mc)
 {
+    job *j;
+    size_t n = 0;
+
     if (mc->full_inflight || mc->stopped)
         return;
-    sl__metacache_lookup(mc, NULL, 0, false, NULL, NULL);
+    j = sl_calloc(1, sizeof(*j));
+    j->names = sl_calloc(1, sizeof(char *));
+    j->all = true;
+    j->cfg_broker = -1;
+    /* The configs of the topics produced to, read again (they change
+     * rarely; a full refresh is every metadata_refresh_ms). */
+    for (size_t b = 0; b < mc->n_buckets; b++)
+        for (tnode *t = mc->buckets[b]; t; t = t->next)
+            if (t->t.rkt != NULL && !t->t.cfg_inflight)
+                n++;
+    if (n > 0) {
+        j->cfg_names = sl_calloc(n, sizeof(char *));
+        for (size_t b = 0; b < mc->n_buckets; b++)
+            for (tnode *t = mc->buckets[b]; t; t = t->next)
+                if (t->t.rkt != NULL && !t->t.cfg_inflight &&
+                    j->n_cfg < n) {
+                    t->t.cfg_inflight = true;
+                    if (j->n_cfg == 0)
+                        j->cfg_broker = cfg_broker_of(&t->t);
+                    j->cfg_names[j->n_cfg++] = sl_strdup(t->t.name);
+                }
+    }
+    mc->full_inflight = true;
+    submit(mc, j);
+}
+
+void sl__metacache_want_configs(sl_metacache *mc, sl_topic *t)
+{
+    job *j;
+
+    if (mc->stopped || t->cfg_inflight)
+        return;
+    j = sl_calloc(1, sizeof(*j));
+    j->names = sl_calloc(1, sizeof(char *));
+    j->cfg_names = sl_calloc(1, sizeof(char *));
+    j->cfg_names[0] = sl_strdup(t->name);
+    j->n_cfg = 1;
+    j->cfg_broker = cfg_broker_of(t);
+    t->cfg_inflight = true;
+    submit(mc, j);
 }
 
 static void on_want_done(sl_server *srv, void *arg)

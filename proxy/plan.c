@@ -63,6 +63,32 @@ size_t sl_plan_header_size(const sl_header *h)
            uvarint_size(vlen);
 }
 
+/* Kafka's LogValidator.recordHasInvalidTimestamp, with Java's wrapping
+ * long arithmetic (diff = now - ts; refused if diff > before or
+ * -diff > after), so that extreme timestamps get the broker's answer
+ * (topic_limits_differential@kafka). */
+static bool timestamp_out_of_range(int64_t ts, int64_t now,
+                                   const sl_plan_topic *lim)
+{
+    int64_t diff = (int64_t)((uint64_t)now - (uint64_t)ts);
+    int64_t neg = (int64_t)(0 - (uint64_t)diff);
+    return diff > lim->before_max_ms || neg > lim->after_max_ms;
+}
+
+size_t sl_plan_lone_batch_size(const sl_record *rec, size_t headers_len)
+{
+    size_t klen = (size_t)SL_MAX(rec->key_len, 0);
+    size_t vlen = (size_t)SL_MAX(rec->value_len, 0);
+    /* attributes, timestamp delta 0, offset delta 0, key and value with
+     * their zigzag varint lengths (-1 is one byte), header count and the
+     * headers as sent; then the record's own length varint. */
+    size_t body = 1 + 1 + 1 + uvarint_size(rec->key_len < 0 ? 1 : klen * 2) +
+                  klen + uvarint_size(rec->value_len < 0 ? 1 : vlen * 2) +
+                  vlen + uvarint_size((uint64_t)rec->n_headers * 2) +
+                  headers_len;
+    return 61 + uvarint_size(body * 2) + body;
+}
+
 static bool refuse(sl_plan_part *out, int16_t err, const char *msg)
 {
     out->error = err;
@@ -100,7 +126,7 @@ static bool batch_ok(int rc, const sl_batch *b, sl_plan_part *out)
  * (none, or a second one, is INVALID_RECORD), and zstd only from Produce
  * v7 (UNSUPPORTED_COMPRESSION_TYPE). False with out->error set. */
 static bool parse_batch(sl_plan *pl, const sl_plan_env *env, sl_kstr records,
-                        sl_plan_part *out)
+                        const sl_plan_topic *lim, sl_plan_part *out)
 {
     sl_rd r = sl_rd_init(records.p, records.len < 0 ? 0 : records.len);
     sl_batch *b = &out->batch, next;
@@ -179,6 +205,20 @@ static bool parse_batch(sl_plan *pl, const sl_plan_env *env, sl_kstr records,
             return refuse(out, SL_KERR_MESSAGE_TOO_LARGE,
                           "record larger than the upstream message.max.bytes");
         out->hdr_bytes += hsize;
+        if (lim != NULL) {
+            int64_t ts = b->base_timestamp + rec.timestamp_delta;
+            if (!lim->log_append_time && ts != -1 &&
+                timestamp_out_of_range(ts, env->wall_ms, lim))
+                return refuse(out, SL_KERR_INVALID_TIMESTAMP,
+                              "record timestamp out of the range the "
+                              "topic's message.timestamp.before.max.ms and "
+                              "after.max.ms allow");
+            if ((int64_t)sl_plan_lone_batch_size(&rec, rec.headers_len) >
+                lim->max_message_bytes)
+                return refuse(out, SL_KERR_MESSAGE_TOO_LARGE,
+                              "record larger than the topic's "
+                              "max.message.bytes");
+        }
     }
     if (sl_rd_left(&rr) != 0)
         return refuse(out, SL_KERR_INVALID_RECORD,
@@ -248,7 +288,7 @@ static void check_idempotence(const sl_plan_env *env, sl_kstr topic,
 
 void sl_plan_partition(sl_plan *pl, const sl_plan_env *env, sl_kstr topic,
                        int32_t partition, sl_kstr records, int where,
-                       sl_plan_part *out)
+                       const sl_plan_topic *limits, sl_plan_part *out)
 {
     memset(out, 0, sizeof(*out));
     out->idem = -1;
@@ -269,7 +309,7 @@ void sl_plan_partition(sl_plan *pl, const sl_plan_env *env, sl_kstr topic,
         hold_place(env, topic, partition, records);
         return;
     }
-    if (!parse_batch(pl, env, records, out))
+    if (!parse_batch(pl, env, records, limits, out))
         return;
     out->send = true;
     check_idempotence(env, topic, partition, out);

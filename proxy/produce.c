@@ -628,6 +628,11 @@ void sl__produce_handle(sl_server *srv, sl_req *req)
     env.max_msg_bytes = srv->up.max_msg_bytes;
     env.idem = srv->idem;
     env.now_ms = (int64_t)sl__now_ms(srv);
+    {
+        uv_timeval64_t tv;
+        uv_gettimeofday(&tv);
+        env.wall_ms = tv.tv_sec * 1000 + tv.tv_usec / 1000;
+    }
 
     global_err = sl_plan_request(pr->version, body.transactional_id,
                                  body.acks, &global_msg);
@@ -701,6 +706,7 @@ void sl__produce_handle(sl_server *srv, sl_req *req)
         for (int32_t p = 0; p < pt->n_parts; p++) {
             ppart *pp = &pt->parts[p];
             sl_plan_part plan;
+            sl_plan_topic limits;
             int where;
 
             if (global_err) {
@@ -714,8 +720,17 @@ void sl__produce_handle(sl_server *srv, sl_req *req)
                     : pp->index < 0 || pp->index >= topic->n_partitions
                         ? SL_PLAN_UNKNOWN_PARTITION
                         : SL_PLAN_WRITABLE;
+            if (topic != NULL && topic->cfg_known) {
+                limits.log_append_time = topic->log_append_time;
+                limits.before_max_ms = topic->ts_before_max_ms;
+                limits.after_max_ms = topic->ts_after_max_ms;
+                limits.max_message_bytes = topic->max_message_bytes;
+            }
             sl_plan_partition(&pr->plan, &env, td->name, pp->index,
-                              td->partitions[p].records, where, &plan);
+                              td->partitions[p].records, where,
+                              topic != NULL && topic->cfg_known ? &limits
+                                                                : NULL,
+                              &plan);
             execute(pr, pp, topic, &plan);
             if (pp->error && pp->error != SL_KERR_UNKNOWN_TOPIC_OR_PARTITION)
                 sl_debug("conn %llu: %.*s [%d]: %s (%s)",

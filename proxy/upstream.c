@@ -188,8 +188,11 @@ fail:
 
 rd_kafka_topic_t *sl__upstream_topic(sl_upstream *up, sl_topic *t)
 {
-    if (t->rkt == NULL)
+    if (t->rkt == NULL) {
         t->rkt = rd_kafka_topic_new(up->rk, t->name, NULL);
+        /* First produced to: learn what the topic's configs refuse. */
+        sl__metacache_want_configs(up->srv->meta, t);
+    }
     return t->rkt;
 }
 

@@ -39,8 +39,23 @@ typedef struct sl_plan_env {
     size_t max_decompressed; /* per request (limits.max_decompressed_bytes) */
     size_t max_msg_bytes;    /* librdkafka message.max.bytes */
     sl_idem *idem;           /* NULL: no client-side idempotence */
-    int64_t now_ms;
+    int64_t now_ms;          /* monotonic, for the idempotence table */
+    int64_t wall_ms;         /* Unix time, for record timestamps */
 } sl_plan_env;
+
+/* What the upstream topic's configs make a broker refuse (NULL: not
+ * known, nothing checked): record timestamps more than before_max_ms
+ * behind now_ms or after_max_ms ahead of it (CreateTime topics; -1, no
+ * timestamp, is exempt), INVALID_TIMESTAMP for the batch, as Kafka's
+ * LogValidator answers; a record that alone makes a batch larger than
+ * max_message_bytes, MESSAGE_TOO_LARGE. Refused here, they fail only the
+ * client that sent them: upstream, librdkafka packs records of several
+ * clients into one batch, which the broker refuses whole. */
+typedef struct sl_plan_topic {
+    bool log_append_time;
+    int64_t before_max_ms, after_max_ms; /* INT64_MAX: unbounded */
+    int64_t max_message_bytes;           /* INT64_MAX: unbounded */
+} sl_plan_topic;
 
 /* What the executor knows of a partition before it is planned. */
 enum {
@@ -86,7 +101,11 @@ bool sl_plan_topic_name_valid(sl_kstr name);
  * in the sequence, see sl_idem_expect). Fills *out. */
 void sl_plan_partition(sl_plan *pl, const sl_plan_env *env, sl_kstr topic,
                        int32_t partition, sl_kstr records, int where,
-                       sl_plan_part *out);
+                       const sl_plan_topic *limits, sl_plan_part *out);
+
+/* The size of a batch holding rec alone, as librdkafka writes it
+ * uncompressed: 61 bytes of batch header and the record. */
+size_t sl_plan_lone_batch_size(const sl_record *rec, size_t headers_len);
 
 /* librdkafka's size of a record, headers aside, and of one header. */
 size_t sl_plan_record_size(const sl_record *rec);

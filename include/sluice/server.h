@@ -214,6 +214,16 @@ typedef struct sl_topic {
      * Owned by produce.c, freed with the topic. */
     struct sl_prime *prime;
     int32_t n_prime;
+    /* What the topic's configs make a broker refuse, once read
+     * (DescribeConfigs when first produced to, then at each full metadata
+     * refresh): record timestamps outside [now - before, now + after]
+     * unless it stamps LogAppendTime, and batches over max.message.bytes. */
+    bool cfg_known;
+    bool cfg_inflight;
+    bool log_append_time;
+    int64_t ts_before_max_ms; /* INT64_MAX: unbounded */
+    int64_t ts_after_max_ms;
+    int64_t max_message_bytes;
     uint64_t updated_ms;
     bool exists;
     bool lookup_inflight; /* a Produce-triggered lookup is running */
@@ -233,6 +243,8 @@ void sl__metacache_lookup(sl_metacache *mc, char **names, size_t n,
  * long enough ago): look it up without creating it, so the client's retry
  * finds it. At most one such lookup per topic at a time. */
 void sl__metacache_want(sl_metacache *mc, const char *name, size_t len);
+/* Reads the topic's configs (see sl_topic) in the background. */
+void sl__metacache_want_configs(sl_metacache *mc, sl_topic *t);
 /* Every known topic, for Metadata requests asking for all. */
 sl_topic **sl__metacache_all(sl_metacache *mc, size_t *n);
 const char *sl__metacache_cluster_id(sl_metacache *mc);

@@ -68,6 +68,9 @@ static void plan_produce(int16_t ver, const uint8_t *body, size_t len)
     sl_plan_env env = {.version = ver, .max_decompressed = 1 << 20,
                        .max_msg_bytes = 4096, .now_ms = 0};
 
+    sl_plan_topic lim = {.before_max_ms = 1000, .after_max_ms = 1000,
+                         .max_message_bytes = 2048};
+
     if (sl_kafka_ProduceRequest_decode(&r, ver, &req) != 0)
         return;
     (void)sl_plan_request(ver, req.transactional_id, req.acks, &msg);
@@ -78,7 +81,8 @@ static void plan_produce(int16_t ver, const uint8_t *body, size_t len)
             sl_plan_part out;
             int32_t idx = td->partitions[p].index;
             sl_plan_partition(&plan, &env, td->name, idx,
-                              td->partitions[p].records, idx & 3, &out);
+                              td->partitions[p].records, idx & 3,
+                              (idx & 8) ? &lim : NULL, &out);
             CHECK(!(out.send && out.error));
             CHECK(plan.decompressed <= env.max_decompressed);
             if (out.idem == SL_IDEM_NEW)

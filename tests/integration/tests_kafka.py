@@ -766,6 +766,96 @@ register("split_retry_differential", test_split_retry_differential, direct=False
          sluice_args=["-X", "batch.num.messages=2"], timeout=180, upstreams=("kafka",))
 
 
+def test_topic_limits_differential(env):
+    """Issue 12, item 7. Batches that the topic's configs make a broker
+    refuse (a timestamp past message.timestamp.after.max.ms or
+    before.max.ms, a record over max.message.bytes), sent straight to the
+    broker and through Sluice, get the same answer; and a well-behaved
+    client's batch sent at the same moment as a refused one is written:
+    Sluice's producer packs both clients' records into one upstream batch
+    (linger.ms=200 here), which the broker refused whole, failing the
+    innocent client too. Sluice reads the configs when it first produces
+    to a topic, so a first batch warms it up."""
+    topic = env.topic("limits", 1, config={"message.timestamp.after.max.ms": "60000",
+                                           "message.timestamp.before.max.ms": "86400000",
+                                           "max.message.bytes": "3000"})
+    with kwire.Conn(env.bootstrap, timeout=20) as c:
+        c.metadata([topic])
+        eq(c.produce(topic, 0, kwire.record_batch([kwire.Record(b"k", b"warm")]))["error_code"],
+           0, "warm-up batch")
+    wait_for(lambda: ("topic %s: message.timestamp.type" % topic)
+             in open(env.sluice_log, "rb").read().decode("utf-8", "replace"),
+             30, "Sluice to read %s's configs" % topic, interval=0.1)
+    now = int(time.time() * 1000)
+    cases = [("now", now, 10), ("2 min ahead", now + 120000, 10),
+             ("59 s ahead", now + 59000, 10), ("2 days behind", now - 2 * 86400000, 10),
+             ("no timestamp (-1)", -1, 10), ("INT64_MIN", -2 ** 63, 10),
+             ("INT64_MAX", 2 ** 63 - 1, 10), ("value 2850", now, 2850),
+             ("value 2990", now, 2990)]
+    leader = kwire.leader_addr(env.upstream, topic, 0)
+    diffs = []
+    for what, ts, vlen in cases:
+        b = kwire.record_batch([kwire.Record(b"k", b"x" * vlen)], ts)
+        codes = []
+        for addr in (leader, env.bootstrap):
+            with kwire.Conn(addr, timeout=20) as c:
+                c.metadata([topic])
+                codes.append(c.produce(topic, 0, b, version=9)["error_code"])
+        log("%-18s broker %3d   sluice %3d" % (what, codes[0], codes[1]))
+        if codes[0] != codes[1]:
+            diffs.append("%s: broker %d, sluice %d" % (what, codes[0], codes[1]))
+    # The past unbounded (Kafka 4's default before.max.ms): extremes.
+    unbounded = env.topic("limits-past", 1, config={"message.timestamp.after.max.ms": "60000"})
+    with kwire.Conn(env.bootstrap, timeout=20) as c:
+        c.metadata([unbounded])
+        c.produce(unbounded, 0, kwire.record_batch([kwire.Record(b"k", b"warm")]))
+    wait_for(lambda: ("topic %s: message.timestamp.type" % unbounded)
+             in open(env.sluice_log, "rb").read().decode("utf-8", "replace"),
+             30, "Sluice to read %s's configs" % unbounded, interval=0.1)
+    leader = kwire.leader_addr(env.upstream, unbounded, 0)
+    for what, ts in (("INT64_MIN, past open", -2 ** 63), ("-2^62, past open", -2 ** 62),
+                     ("10 years ago", now - 10 * 365 * 86400000)):
+        b = kwire.record_batch([kwire.Record(b"k", b"x")], ts)
+        codes = []
+        for addr in (leader, env.bootstrap):
+            with kwire.Conn(addr, timeout=20) as c:
+                c.metadata([unbounded])
+                codes.append(c.produce(unbounded, 0, b, version=9)["error_code"])
+        log("%-18s broker %3d   sluice %3d" % (what, codes[0], codes[1]))
+        if codes[0] != codes[1]:
+            diffs.append("%s: broker %d, sluice %d" % (what, codes[0], codes[1]))
+    check(not diffs, "answers differ from the broker's: %s" % "; ".join(diffs))
+
+    # One client's refused batch and another's good one at the same moment.
+    ts = int(time.time() * 1000)
+    bad = kwire.record_batch([kwire.Record(b"k", b"future")], ts + 600000)
+    good = kwire.record_batch([kwire.Record(b"k", b"innocent")], ts)
+    with kwire.Conn(env.bootstrap, timeout=20) as c1, \
+            kwire.Conn(env.bootstrap, timeout=20) as c2:
+        c1.metadata([topic])
+        c2.metadata([topic])
+        answers = []
+        for _ in range(3):
+            k1 = c1.send(kwire.PRODUCE, 9, kwire.produce_request(9, [(topic, [(0, bad)])], -1,
+                                                                  15000))
+            k2 = c2.send(kwire.PRODUCE, 9, kwire.produce_request(9, [(topic, [(0, good)])], -1,
+                                                                  15000))
+            got = []
+            for c, k in ((c1, k1), (c2, k2)):
+                rc, body = c.recv(kwire.PRODUCE, 9, timeout=30)
+                eq(rc, k, "correlation id")
+                got.append(kwire.PARSERS[kwire.PRODUCE](9, body)["topics"][topic][0]["error_code"])
+            answers.append(got)
+        log("future batch and innocent batch together: %s" % answers)
+        check(all(a[0] == 32 for a in answers), "the future batch was not refused: %s" % answers)
+        check(all(a[1] == 0 for a in answers),
+              "the innocent client's batch failed with the other's: %s" % answers)
+
+
+register("topic_limits_differential", test_topic_limits_differential, direct=False,
+         sluice_args=["-X", "linger.ms=200"], timeout=180, upstreams=("kafka",))
+
+
 def test_init_producer_id_differential(env):
     """InitProducerId v4 without a transactional.id, straight to the broker
     and through Sluice: a fresh request, one naming the id and epoch just

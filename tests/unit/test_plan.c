@@ -5,6 +5,7 @@
 #include "sl_test.h"
 #include "sluice/plan.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static int owner_a, owner_b;
@@ -48,7 +49,7 @@ static sl_plan_env env_of(sl_idem *idem, int16_t version)
 static void plan1(sl_plan *pl, const sl_plan_env *env, sl_kstr recs,
                   sl_plan_part *out)
 {
-    sl_plan_partition(pl, env, TOPIC, 0, recs, SL_PLAN_WRITABLE, out);
+    sl_plan_partition(pl, env, TOPIC, 0, recs, SL_PLAN_WRITABLE, NULL, out);
 }
 
 /* Request-level refusals, as a broker makes them. */
@@ -108,9 +109,10 @@ static void test_requests_a_broker_rejects(void)
     ASSERT_TRUE(out.error != 0);
     /* a topic name Kafka refuses, a topic the policy refuses */
     sl_plan_partition(&pl, &env, SL_KSTR("a/b"), 0, one, SL_PLAN_WRITABLE,
-                      &out);
+                      NULL, &out);
     ASSERT_EQ(out.error, SL_KERR_INVALID_TOPIC_EXCEPTION);
-    sl_plan_partition(&pl, &env, TOPIC, 0, one, SL_PLAN_NOT_ALLOWED, &out);
+    sl_plan_partition(&pl, &env, TOPIC, 0, one, SL_PLAN_NOT_ALLOWED, NULL,
+                      &out);
     ASSERT_EQ(out.error, SL_KERR_TOPIC_AUTHORIZATION_FAILED);
     sl_wr_free(&w1);
     sl_wr_free(&w2);
@@ -269,7 +271,7 @@ static void test_unknown_ids_and_partitions(void)
 
     ASSERT_TRUE(!sl_idem_issued(id, 123456789));
     sl_plan_partition(&pl, &env, TOPIC, 0, first, SL_PLAN_UNKNOWN_PARTITION,
-                      &out);
+                      NULL, &out);
     ASSERT_EQ(out.error, SL_KERR_UNKNOWN_TOPIC_OR_PARTITION);
     plan1(&pl, &env, second, &out);
     ASSERT_EQ(out.error, SL_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
@@ -282,10 +284,93 @@ static void test_unknown_ids_and_partitions(void)
     sl_plan_free(&pl);
 }
 
+/* Issue 12, item 7: "one client's bad records fail other clients'
+ * records that librdkafka packed into the same upstream batch". What the
+ * topic's configs refuse is refused for the client that sent it, as Kafka
+ * 4.1.1 answers: INVALID_TIMESTAMP for a record more than after.max.ms
+ * ahead or before.max.ms behind the clock (CreateTime; -1 is exempt; not
+ * on a LogAppendTime topic), MESSAGE_TOO_LARGE for a record that alone
+ * exceeds max.message.bytes. */
+static void test_topic_limits_per_client(void)
+{
+    sl_plan pl = {0};
+    sl_plan_env env = env_of(NULL, 9);
+    sl_plan_topic lim = {.log_append_time = false,
+                         .before_max_ms = INT64_MAX,
+                         .after_max_ms = 3600000, /* Kafka 4's default */
+                         .max_message_bytes = INT64_MAX};
+    sl_plan_part out;
+    sl_wr w;
+    sl_batch_builder bb;
+    int64_t now = 1700000000000;
+
+    env.wall_ms = now;
+    /* batch() stamps 1700000000000 + i: now */
+    sl_plan_partition(&pl, &env, TOPIC, 0,
+                      batch(&w, 3, SL_CODEC_NONE, -1, -1, -1, 0),
+                      SL_PLAN_WRITABLE, &lim, &out);
+    sl_wr_free(&w);
+    ASSERT_EQ(out.error, 0);
+    for (int k = 0; k < 6; k++) {
+        int64_t ts[] = {now + 3600000, now + 3600001, now - 86400000 * 365LL,
+                        -1, INT64_MIN, INT64_MAX};
+        /* INT64_MIN: Java's now - ts wraps to a large negative number,
+         * which after.max.ms refuses (as Kafka 4.1.1 does) */
+        int16_t want[] = {0, SL_KERR_INVALID_TIMESTAMP, 0, 0,
+                          SL_KERR_INVALID_TIMESTAMP, SL_KERR_INVALID_TIMESTAMP};
+        sl_kstr r;
+        sl_wr_init(&w, 128);
+        sl_batch_builder_init(&bb, ts[k]);
+        sl_batch_builder_add(&bb, ts[k], "k", 1, "v", 1, NULL, 0);
+        ASSERT_EQ(sl_batch_builder_finish(&bb, &w, SL_CODEC_NONE, false, -1,
+                                          -1, -1),
+                  0);
+        sl_batch_builder_free(&bb);
+        r = (sl_kstr){(const char *)w.buf, (int32_t)w.len};
+        sl_plan_partition(&pl, &env, TOPIC, 0, r, SL_PLAN_WRITABLE, &lim,
+                          &out);
+        if (out.error != want[k])
+            fprintf(stderr, "timestamp case %d: error %d\n", k, out.error);
+        ASSERT_EQ(out.error, want[k]);
+        /* the past, bounded */
+        lim.before_max_ms = 86400000;
+        sl_plan_partition(&pl, &env, TOPIC, 0, r, SL_PLAN_WRITABLE, &lim,
+                          &out);
+        ASSERT_EQ(out.error, k == 2 || k == 4 ? SL_KERR_INVALID_TIMESTAMP
+                                              : want[k]);
+        /* LogAppendTime: the broker stamps it, nothing is refused */
+        lim.log_append_time = true;
+        sl_plan_partition(&pl, &env, TOPIC, 0, r, SL_PLAN_WRITABLE, &lim,
+                          &out);
+        ASSERT_EQ(out.error, 0);
+        lim.log_append_time = false;
+        lim.before_max_ms = INT64_MAX;
+        sl_wr_free(&w);
+    }
+    /* max.message.bytes: "v2" + 100 bytes alone in a batch */
+    {
+        sl_record rec = {.key_len = 1, .value_len = 102, .n_headers = 0};
+        int64_t lone = (int64_t)sl_plan_lone_batch_size(&rec, 0);
+        sl_kstr r = batch(&w, 3, SL_CODEC_NONE, -1, -1, 2, 100);
+        ASSERT_EQ(lone, 61 + 1 + 1 + 1 + 1 + 1 + 1 + 2 + 102 + 1 + 1);
+        lim.max_message_bytes = lone;
+        sl_plan_partition(&pl, &env, TOPIC, 0, r, SL_PLAN_WRITABLE, &lim,
+                          &out);
+        ASSERT_EQ(out.error, 0);
+        lim.max_message_bytes = lone - 1;
+        sl_plan_partition(&pl, &env, TOPIC, 0, r, SL_PLAN_WRITABLE, &lim,
+                          &out);
+        ASSERT_EQ(out.error, SL_KERR_MESSAGE_TOO_LARGE);
+        sl_wr_free(&w);
+    }
+    sl_plan_free(&pl);
+}
+
 SL_TEST_MAIN(SL_TEST(test_request_refusals),
              SL_TEST(test_requests_a_broker_rejects),
              SL_TEST(test_size_limit_is_librdkafkas),
              SL_TEST(test_decompression_bounded_per_request),
              SL_TEST(test_split_retry_accepted),
              SL_TEST(test_partial_retry_and_pipelined_batch),
-             SL_TEST(test_unknown_ids_and_partitions))
+             SL_TEST(test_unknown_ids_and_partitions),
+             SL_TEST(test_topic_limits_per_client))
