@@ -128,15 +128,15 @@ static bool batch_ok(int rc, const sl_batch *b, sl_plan_part *out)
 static bool parse_batch(sl_plan *pl, const sl_plan_env *env, sl_kstr records,
                         const sl_plan_topic *lim, sl_plan_part *out)
 {
-    sl_rd r = sl_rd_init(records.p, records.len < 0 ? 0 : records.len);
     sl_batch *b = &out->batch, next;
-    sl_rd rr;
+    sl_rd r, rr;
     int rc;
 
-    if (records.len <= 0)
+    if (records.len <= 0) /* a null one has no pointer to read from */
         return refuse(out, SL_KERR_INVALID_RECORD,
                       "Produce v3 and later carry exactly one record batch "
                       "per partition; this one has none");
+    r = sl_rd_init(records.p, (size_t)records.len);
     rc = sl_batch_next(&r, b);
     if (rc == 1)
         return refuse(out, SL_KERR_INVALID_RECORD,

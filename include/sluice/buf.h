@@ -43,9 +43,11 @@ typedef struct sl_kstr {
             goto err_parse;                                               \
     } while (0)
 
+/* p may be NULL with len 0 (a null or empty field). */
 static inline sl_rd sl_rd_init(const void *p, size_t len)
 {
-    sl_rd r = {(const uint8_t *)p, (const uint8_t *)p + len, 0};
+    const uint8_t *b = p;
+    sl_rd r = {b, b ? b + len : b, 0};
     return r;
 }
 
