@@ -445,9 +445,15 @@ int sl_idem_check(sl_idem *id, int64_t pid, int16_t epoch, const char *topic,
         return SL_IDEM_REJECT;
     }
     if (epoch > e->epoch) {
-        /* New epoch (KIP-360 bump): sequences restart. Pending slots of
-         * the old epoch are orphaned; their owners' completions become
-         * no-ops. */
+        /* New epoch (KIP-360 bump): sequences restart at 0, and Kafka
+         * refuses a new epoch's first batch at any other sequence
+         * (OUT_OF_ORDER_SEQUENCE_NUMBER, pipelined_idempotence_differential),
+         * keeping the old epoch's state. Else pending slots of the old
+         * epoch are orphaned; their owners' completions become no-ops. */
+        if (base_seq != 0) {
+            *kerr = 45;
+            return SL_IDEM_REJECT;
+        }
         entry_reset(e, epoch);
         e->next_seq = base_seq;
     }

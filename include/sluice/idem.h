@@ -11,7 +11,8 @@
  *   - an older sequence outside the window, and a gap, get
  *     OUT_OF_ORDER_SEQUENCE_NUMBER (as Kafka answers both; never
  *     DUPLICATE_SEQUENCE_NUMBER, which clients take as success);
- *   - an older epoch gets INVALID_PRODUCER_EPOCH; a newer epoch resets.
+ *   - an older epoch gets INVALID_PRODUCER_EPOCH; a newer epoch resets,
+ *     from sequence 0 only (another sequence is OUT_OF_ORDER, as Kafka's).
  * A broker appends a batch whole or not at all; Sluice hands a batch's
  * records to librdkafka one by one, and some may reach the cluster while
  * others fail. So each slot also records which of its records are known

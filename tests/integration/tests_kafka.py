@@ -856,6 +856,66 @@ register("topic_limits_differential", test_topic_limits_differential, direct=Fal
          sluice_args=["-X", "linger.ms=200"], timeout=180, upstreams=("kafka",))
 
 
+def test_pipelined_idempotence_differential(env):
+    """Issue 12, acceptance 2: one idempotent producer's script, pipelined
+    on one connection, straight to the broker and through Sluice, with the
+    answers (error code and base offset) and the partition's final
+    contents compared: three batches in flight at once; then, in flight
+    together, retries of the second and the first (cached duplicates), the
+    next batch, one past a gap and the one that fills it; then a newer
+    epoch starting past 0 (Kafka: OUT_OF_ORDER_SEQUENCE_NUMBER), a newer
+    epoch from 0, and the old epoch again (INVALID_PRODUCER_EPOCH)."""
+    rounds = [
+        [(0, 0, b"a"), (0, 3, b"b"), (0, 6, b"c")],
+        [(0, 3, b"b"), (0, 0, b"a"), (0, 9, b"d"), (0, 15, b"f"), (0, 12, b"e")],
+        [(1, 3, b"g")],
+        [(1, 0, b"h")],
+        [(0, 18, b"i")],
+    ]
+    got = {}
+    for name, addr in (("broker", env.upstream), ("sluice", env.bootstrap)):
+        topic = env.topic("pipe-" + name, 1)
+        with kwire.Conn(addr, timeout=20) as c:
+            c.metadata([topic])
+            deadline = time.monotonic() + 30
+            while True:
+                ip = c.init_producer_id(4)
+                if ip["error_code"] not in (14, 15) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            eq(ip["error_code"], 0, "%s: InitProducerId" % name)
+            answers = []
+            for batches in rounds:
+                corrs = []
+                for epoch, seq, tag in batches:
+                    b = kwire.record_batch([kwire.Record(b"k", b"%s%d" % (tag, i))
+                                            for i in range(3)],
+                                           producer_id=ip["producer_id"],
+                                           producer_epoch=ip["producer_epoch"] + epoch,
+                                           base_sequence=seq)
+                    corrs.append(c.send(kwire.PRODUCE, 9, kwire.produce_request(
+                        9, [(topic, [(0, b)])], -1, 15000)))
+                for k in corrs:
+                    rc, body = c.recv(kwire.PRODUCE, 9, timeout=30)
+                    eq(rc, k, "correlation id")
+                    a = kwire.PARSERS[kwire.PRODUCE](9, body)["topics"][topic][0]
+                    answers.append((a["error_code"],
+                                    a["base_offset"] if a["error_code"] == 0 else -1))
+        contents = [r.value for r in read_upstream(env.upstream, topic, 1)[0]]
+        got[name] = (answers, contents)
+    script = [(e, s, t.decode()) for r in rounds for e, s, t in r]
+    for (e, sq, t), b, s in zip(script, got["broker"][0], got["sluice"][0]):
+        log("epoch+%d seq %2d %s: broker %-10s sluice %s" % (e, sq, t, b, s))
+    log("broker holds %s" % [v.decode() for v in got["broker"][1]])
+    log("sluice holds %s" % [v.decode() for v in got["sluice"][1]])
+    eq(got["sluice"][0], got["broker"][0], "answers (error, base offset) to the script")
+    eq(got["sluice"][1], got["broker"][1], "the partition's contents")
+
+
+register("pipelined_idempotence_differential", test_pipelined_idempotence_differential,
+         direct=False, timeout=120, upstreams=("kafka",))
+
+
 def test_init_producer_id_differential(env):
     """InitProducerId v4 without a transactional.id, straight to the broker
     and through Sluice: a fresh request, one naming the id and epoch just

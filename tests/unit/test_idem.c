@@ -430,6 +430,13 @@ static void test_epochs(void)
     ASSERT_EQ(sl_idem_check(id, PID(1), 1, "t", 1, 0, 1, 1, 0, &s, &kerr),
               SL_IDEM_REJECT);
     ASSERT_EQ(kerr, 47);
+    /* Newer epoch past sequence 0: refused as Kafka 4.1.1 refuses it
+     * (pipelined_idempotence_differential@kafka), the old state kept. */
+    ASSERT_EQ(sl_idem_check(id, PID(1), 3, "t", 1, 0, 1, 1, 0, &s, &kerr),
+              SL_IDEM_REJECT);
+    ASSERT_EQ(kerr, 45);
+    ASSERT_EQ(sl_idem_check(id, PID(1), 2, "t", 1, 0, 0, 0, 0, &s, &kerr),
+              SL_IDEM_PENDING);
     /* Newer epoch: sequences restart; the old pending slot is orphaned. */
     ASSERT_EQ(sl_idem_check(id, PID(1), 3, "t", 1, 0, 0, 0, 0, &s, &kerr),
               SL_IDEM_NEW);
