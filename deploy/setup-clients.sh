@@ -5,7 +5,8 @@
 # not root.
 #
 #   franz-go   tests/go (go.mod, go.sum)      -> $CACHE/go-build/franz-produce
-#   confluent-kafka 2.x, aiokafka             -> $CACHE/venv (tests/py/requirements.txt)
+#   sarama     tests/go (go.mod, go.sum)      -> $CACHE/go-build/sarama-produce
+#   confluent-kafka 2.x, aiokafka, kafka-python 3.x -> $CACHE/venv (tests/py/requirements.txt)
 #
 # CACHE is ${SLUICE_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sluice-test}.
 # Needs Debian's python3-venv (the venv is made from /usr/bin/python3, never a
@@ -64,22 +65,26 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   say "pip install -r tests/py/requirements.txt into $VENV"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-input \
     -r "$REQS" >/dev/null
-  "$VENV/bin/python" -c 'import confluent_kafka, aiokafka, cramjam' \
+  "$VENV/bin/python" -c 'import confluent_kafka, aiokafka, cramjam, kafka, snappy, lz4, zstandard' \
     || die "the venv lacks a client after pip install"
   echo "$want" >"$stamp"
 fi
 
-# --- franz-go driver -----------------------------------------------------------
+# --- Go: the drivers need tests/go/go.mod's version -------------------------
 export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 need=$(sed -n 's/^go \([0-9][0-9.]*\).*/\1/p' tests/go/go.mod)
 have=$(go env GOVERSION 2>/dev/null | sed -n 's/^go\([0-9][0-9.]*\).*/\1/p')
 if [ -z "$have" ] || [ "$(printf '%s\n%s\n' "$need" "$have" | sort -V | head -n1)" != "$need" ]; then
   die "tests/go needs Go >= $need (franz-go), but $(command -v go) is ${have:-unknown}; put a newer go first on PATH (a go >= 1.21 can also fetch one from the Go module proxy: export GOTOOLCHAIN=go$need)"
 fi
-bin="$GOOUT/franz-produce"
-if [ ! -x "$bin" ] || [ -n "$(find tests/go -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) -newer "$bin" -print -quit)" ]; then
-  say "go build tests/go/produce -> $bin"
-  mkdir -p "$GOOUT"
-  (cd tests/go && go build -o "$bin.tmp" ./produce)
-  mv -f "$bin.tmp" "$bin"
-fi
+# --- Go drivers: franz-go, sarama --------------------------------------------
+for drv in produce:franz-produce sarama:sarama-produce; do
+  src=${drv%%:*}
+  bin="$GOOUT/${drv#*:}"
+  if [ ! -x "$bin" ] || [ -n "$(find tests/go -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) -newer "$bin" -print -quit)" ]; then
+    say "go build tests/go/$src -> $bin"
+    mkdir -p "$GOOUT"
+    (cd tests/go && go build -o "$bin.tmp" "./$src")
+    mv -f "$bin.tmp" "$bin"
+  fi
+done

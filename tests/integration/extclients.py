@@ -1,5 +1,5 @@
-"""Kafka producer clients outside Debian's packages: franz-go (tests/go),
-confluent-kafka 2.x and aiokafka (tests/py), each driven by a small program
+"""Kafka producer clients outside Debian's packages: franz-go and sarama (tests/go),
+confluent-kafka 2.x, aiokafka and kafka-python 3.x (tests/py), each driven by a small program
 with one JSON contract (see tests/go/produce/main.go), installed pinned into
 the test cache by deploy/setup-clients.sh.
 
@@ -72,6 +72,18 @@ CAPS = {
         "skips_codec_if_larger": True,
         "bootstrap_failure": "records",
     },
+    "sarama": {
+        "name": "sarama v1.61.1",
+        "codecs": list(ALL_CODECS),
+        "null_key": True, "null_value": True,
+        "null_header_value": True, "empty_header_value": True, "dup_headers": True,
+        "idempotent_default": False,
+        "idempotent_needs_acks_all": True,
+        "acks0_offsets": False,
+        "produce_max": 9,  # its default Version, V2_8_0_0; props.kafka_version moves it
+        "skips_codec_if_larger": False,
+        "bootstrap_failure": "ok_false",
+    },
     "ck2": {
         "name": "confluent-kafka 2.16.1 (librdkafka 2.16.0)",
         "codecs": list(ALL_CODECS),
@@ -83,6 +95,18 @@ CAPS = {
         "produce_max": 10,
         "skips_codec_if_larger": True,
         "bootstrap_failure": "records",
+    },
+    "kpy3": {
+        "name": "kafka-python 3.0.12",
+        "codecs": list(ALL_CODECS),
+        "null_key": True, "null_value": True,
+        "null_header_value": False, "empty_header_value": True, "dup_headers": True,
+        "idempotent_default": True,
+        "idempotent_needs_acks_all": True,
+        "acks0_offsets": False,
+        "produce_max": 13,
+        "skips_codec_if_larger": False,
+        "bootstrap_failure": "ok_false",
     },
     "aiokafka": {
         "name": "aiokafka 0.14.0",
@@ -191,6 +215,14 @@ def franz_produce(bootstrap, topic, recs, acks="all", codec="none", idempotent=N
                 bootstrap, topic, recs, acks, codec, idempotent, client_id, props, timeout)
 
 
+def sarama_produce(bootstrap, topic, recs, acks="all", codec="none", idempotent=None,
+                  client_id=None, props=None, timeout=120):
+    """sarama (tests/go/sarama). props: see applyProps in its main.go, e.g.
+    {"kafka_version": "0.11.0.0", "linger_ms": 50, "log_level": "debug"}."""
+    return _run("sarama", [os.path.join(cache_dir(), "go-build", "sarama-produce")],
+                bootstrap, topic, recs, acks, codec, idempotent, client_id, props, timeout)
+
+
 def ck2_produce(bootstrap, topic, recs, acks="all", codec="none", idempotent=None,
                 client_id=None, props=None, timeout=120):
     """confluent-kafka 2.x (tests/py/produce_ck2.py). props: librdkafka
@@ -209,4 +241,15 @@ def aiokafka_produce(bootstrap, topic, recs, acks="all", codec="none", idempoten
                 bootstrap, topic, recs, acks, codec, idempotent, client_id, props, timeout)
 
 
-PRODUCERS = {"franz": franz_produce, "ck2": ck2_produce, "aiokafka": aiokafka_produce}
+def kpy3_produce(bootstrap, topic, recs, acks="all", codec="none", idempotent=None,
+                client_id=None, props=None, timeout=120):
+    """kafka-python 3.x (tests/py/produce_kpy3.py). props: KafkaProducer
+    keyword arguments, e.g. {"linger_ms": 50, "api_version": "2.1"}, and
+    "log_level"."""
+    return _run("kpy3", [os.path.join(cache_dir(), "venv", "bin", "python"),
+                         os.path.join(PY_DIR, "produce_kpy3.py")],
+                bootstrap, topic, recs, acks, codec, idempotent, client_id, props, timeout)
+
+
+PRODUCERS = {"franz": franz_produce, "sarama": sarama_produce, "ck2": ck2_produce,
+             "aiokafka": aiokafka_produce, "kpy3": kpy3_produce}

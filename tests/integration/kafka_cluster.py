@@ -308,6 +308,10 @@ class KafkaCluster:
                              "kafka.tools.StorageTool", "random-uuid"],
             capture_output=True, text=True, timeout=60).stdout.strip().splitlines()[-1]
         for n in self.nodes:
+            if os.path.exists(n.data):
+                # Kept by an earlier run whose test failed (stop(keep_data)):
+                # still evidence, but formatting refuses another cluster's id.
+                os.rename(n.data, "%s.kept-%d" % (n.data, int(time.time())))
             n.format(cluster_id)
         for n in self.nodes:
             n.start(wait=False)

@@ -1,8 +1,8 @@
 """Clients from the registries through Sluice, verified byte for byte
 upstream, against the mock and the one-node Apache Kafka:
 
-  franz-go (Go module proxy), confluent-kafka 2.x (PyPI; its own, newer
-  librdkafka) and aiokafka (PyPI), driven by tests/go and tests/py through
+  franz-go and sarama (Go module proxy), confluent-kafka 2.x (PyPI; its own, newer
+  librdkafka), aiokafka and kafka-python 3.x (PyPI), driven by tests/go and tests/py through
   extclients.py; the Java client kafka-clients 4.x and 3.x (Maven Central)
   through javaclients.py.
 
@@ -41,14 +41,15 @@ def check_result(res, recs, acks, what):
         check(not bad, "%s: %d records without an offset" % (what, len(bad)))
 
 
-def make_ext_test(client, acks, codec, idempotent):
+def make_ext_test(client, acks, codec, idempotent, props=None):
     def fn(env):
         extclients.ensure_installed()
         topic = env.topic(client, PARTITIONS)
-        recs = make_records(N, PARTITIONS, seed=seed_of(client, acks, codec, idempotent))
+        recs = make_records(N, PARTITIONS, seed=seed_of(client, acks, codec, idempotent),
+                            null_header_values=extclients.CAPS[client]["null_header_value"])
         a = acks[len("acks"):]
         res = extclients.PRODUCERS[client](env.bootstrap, topic, recs, acks=a, codec=codec,
-                                           idempotent=idempotent,
+                                           idempotent=idempotent, props=props,
                                            client_id="sluice-it-%s" % client)
         check_result(res, recs, a, extclients.CAPS[client]["name"])
         got = verify_upstream(env, topic, PARTITIONS, recs)
@@ -69,10 +70,21 @@ def idem_name(idempotent):
     return {None: "", True: "_idem", False: "_noidem"}[idempotent]
 
 
-for _client in ("franz", "ck2", "aiokafka"):
+for _client in ("franz", "sarama", "ck2", "aiokafka", "kpy3"):
     for _acks, _codec, _idem in cases():
         register("%s_%s_%s%s" % (_client, _acks, _codec, idem_name(_idem)),
                  make_ext_test(_client, _acks, _codec, _idem), upstreams=BOTH)
+
+# sarama speaks the Produce version of the Kafka version it is configured
+# for: older dialects than its default (v9) too. (0.10 and older mean
+# Produce v2 and message format v1, which Sluice refuses as Kafka 4 does.)
+for _ver, _acks, _codec, _idem in (("0.11.0.0", "acksall", "gzip", True),  # Produce v3
+                                   ("1.0.0", "acks1", "snappy", False),  # v5
+                                   ("2.1.0", "acksall", "zstd", True)):  # v7
+    register("sarama_v%s_%s_%s%s" % (_ver.replace(".0.0", "").replace(".", "_"), _acks,
+                                     _codec, idem_name(_idem)),
+             make_ext_test("sarama", _acks, _codec, _idem, {"kafka_version": _ver}),
+             upstreams=BOTH)
 
 
 # ---------------------------------------------------------------------------
