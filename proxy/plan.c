@@ -4,13 +4,11 @@
 
 #include <string.h>
 
+#include "sluice/msgset.h"
+
 int16_t sl_plan_request(int16_t version, sl_kstr transactional_id,
                         int16_t acks, const char **msg)
 {
-    if (version < 3) {
-        *msg = "Produce v0-v2 (message format v0/v1) is not supported";
-        return SL_KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT;
-    }
     if (transactional_id.len >= 0) {
         *msg = "transactions are not supported by Sluice";
         return SL_KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
@@ -101,8 +99,12 @@ static bool refuse(sl_plan_part *out, int16_t err, const char *msg)
 static bool batch_ok(int rc, const sl_batch *b, sl_plan_part *out)
 {
     if (rc == SL_E_UNSUPPORTED)
-        return refuse(out, SL_KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT,
-                      "only record batch format v2 (magic 2) is supported");
+        /* ProduceRequest.validateRecords (v3+; below v3, message sets of
+         * magic 0/1 were converted before, see convert_legacy). */
+        return refuse(out, SL_KERR_INVALID_RECORD,
+                      "Produce requests with version 3 and later are only "
+                      "allowed to contain record batches with magic "
+                      "version 2");
     if (rc == SL_E_CRC)
         return refuse(out, SL_KERR_CORRUPT_MESSAGE,
                       "record batch CRC mismatch");
@@ -121,21 +123,61 @@ static bool batch_ok(int rc, const sl_batch *b, sl_plan_part *out)
     return true;
 }
 
-/* Parses and validates the record set of one partition. As a broker does
- * for Produce v3+ (every version Sluice serves): exactly one record batch
- * (none, or a second one, is INVALID_RECORD), and zstd only from Produce
- * v7 (UNSUPPORTED_COMPRESSION_TYPE). False with out->error set. */
+/* A Produce v0-v2 partition holding a message set of magic 0 or 1 (not a
+ * record batch, which those versions may carry too): converted to one
+ * record batch v2 in a buffer of the plan's, charged to the request's
+ * decompression bound, which *records then names. False with out->error
+ * set. */
+static bool convert_legacy(sl_plan *pl, const sl_plan_env *env,
+                           sl_kstr *records, bool *lat, sl_plan_part *out)
+{
+    size_t room = env->max_decompressed > pl->decompressed
+                      ? env->max_decompressed - pl->decompressed
+                      : 0;
+    sl_msgset_info info;
+    uint8_t *buf;
+    size_t blen;
+    int16_t err;
+    sl_wr w;
+
+    sl_wr_init(&w, (size_t)records->len + SL_BATCH_HEADER_SIZE);
+    err = sl_msgset_to_batch((const uint8_t *)records->p,
+                             (size_t)records->len, room, &w, &info);
+    if (err != 0) {
+        sl_wr_free(&w);
+        return refuse(out, err, info.message);
+    }
+    buf = sl_wr_release(&w, &blen);
+    pl->bufs = sl_realloc(pl->bufs, (pl->n_bufs + 1) * sizeof(*pl->bufs));
+    pl->bufs[pl->n_bufs++] = buf;
+    pl->decompressed += blen;
+    out->decompressed = blen;
+    *records = (sl_kstr){(const char *)buf, (int32_t)blen};
+    *lat = info.log_append_time;
+    return true;
+}
+
+/* Parses and validates the record set of one partition. As a broker does:
+ * exactly one record batch (none, or a second one, is INVALID_RECORD), and
+ * zstd only from Produce v7 (UNSUPPORTED_COMPRESSION_TYPE); below v3, a
+ * message set of magic 0/1 instead, converted first (convert_legacy).
+ * False with out->error set. */
 static bool parse_batch(sl_plan *pl, const sl_plan_env *env, sl_kstr records,
                         const sl_plan_topic *lim, sl_plan_part *out)
 {
     sl_batch *b = &out->batch, next;
     sl_rd r, rr;
+    bool lat = false;
     int rc;
 
     if (records.len <= 0) /* a null one has no pointer to read from */
         return refuse(out, SL_KERR_INVALID_RECORD,
-                      "Produce v3 and later carry exactly one record batch "
-                      "per partition; this one has none");
+                      "a partition of a Produce request carries exactly one "
+                      "record batch; this one has none");
+    if (env->version < 3 && records.len > SL_MSGSET_MAGIC_OFFSET &&
+        records.p[SL_MSGSET_MAGIC_OFFSET] < 2 &&
+        !convert_legacy(pl, env, &records, &lat, out))
+        return false;
     r = sl_rd_init(records.p, (size_t)records.len);
     rc = sl_batch_next(&r, b);
     if (rc == 1)
@@ -144,6 +186,8 @@ static bool parse_batch(sl_plan *pl, const sl_plan_env *env, sl_kstr records,
                       "per partition; this one has none");
     if (!batch_ok(rc, b, out))
         return false;
+    if (b->attributes & SL_BATCH_ATTR_LOG_APPEND_TIME)
+        lat = true;
     if (b->attributes & (SL_BATCH_ATTR_TRANSACTIONAL | SL_BATCH_ATTR_CONTROL))
         return refuse(out, SL_KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
                       "transactional batches are not supported by Sluice");
@@ -188,6 +232,7 @@ static bool parse_batch(sl_plan *pl, const sl_plan_env *env, sl_kstr records,
         sl_header h;
         sl_rd hr;
         size_t size, hsize = 0;
+        int64_t ts;
         /* A broker refuses records it cannot read as INVALID_RECORD
          * (DefaultRecord: "Found invalid record structure"); only a bad
          * CRC is CORRUPT_MESSAGE (broker_refusals_differential). */
@@ -205,8 +250,17 @@ static bool parse_batch(sl_plan *pl, const sl_plan_env *env, sl_kstr records,
             return refuse(out, SL_KERR_MESSAGE_TOO_LARGE,
                           "record larger than the upstream message.max.bytes");
         out->hdr_bytes += hsize;
+        ts = (int64_t)((uint64_t)b->base_timestamp +
+                       (uint64_t)rec.timestamp_delta);
+        /* LogValidator.validateTimestamp: a producer's LogAppendTime flag
+         * is refused unless a CreateTime topic has a timestamp to check
+         * instead (a topic whose configs are not read yet counts as
+         * CreateTime, Kafka's default). */
+        if (lat && ((lim != NULL && lim->log_append_time) || ts == -1))
+            return refuse(out, SL_KERR_INVALID_TIMESTAMP,
+                          "Producer should not set timestamp type to "
+                          "LogAppendTime");
         if (lim != NULL) {
-            int64_t ts = b->base_timestamp + rec.timestamp_delta;
             if (!lim->log_append_time && ts != -1 &&
                 timestamp_out_of_range(ts, env->wall_ms, lim))
                 return refuse(out, SL_KERR_INVALID_TIMESTAMP,
@@ -227,8 +281,8 @@ static bool parse_batch(sl_plan *pl, const sl_plan_env *env, sl_kstr records,
     rc = sl_batch_next(&r, &next);
     if (rc == 0)
         return refuse(out, SL_KERR_INVALID_RECORD,
-                      "Produce v3 and later carry exactly one record batch "
-                      "per partition; this one has more");
+                      "a partition of a Produce request carries exactly one "
+                      "record batch; this one has more");
     return rc == 1 || batch_ok(rc, &next, out);
 }
 

@@ -33,7 +33,20 @@ enum {
     SL_CODEC_ZSTD = 4,
 };
 
+/* For sl_decompress only: lz4 whose first frame's header checksum is not
+ * checked, as Kafka reads magic-0 message sets (sluice/msgset.h). */
+#define SL_CODEC_LZ4_ANY_HC 0x103
+
 const char *sl_codec_name(int codec); /* "none","gzip",... or "?" */
+
+/* XXH32, the LZ4 frame format's checksum: sl_xxh32("", 0, 0) ==
+ * 0x02CC5D05, sl_xxh32("abc", 3, 0) == 0x32D153FF. */
+uint32_t sl_xxh32(const void *buf, size_t len, uint32_t seed);
+
+/* Rewrites the header checksum of the LZ4 frame at frame as producers of
+ * Kafka 0.8-0.9 computed it, over the frame's magic number too (for
+ * tests). SL_E_PARSE if it is not an LZ4 frame header. */
+int sl_lz4_set_kafka08_checksum(uint8_t *frame, size_t len);
 
 /* Decompresses `in` with `codec` into a new heap buffer *out (caller frees
  * with sl_free) of *out_len bytes. Never produces more than max_out bytes:

@@ -253,25 +253,107 @@ static int snappy_encode_xerial(const uint8_t *in, size_t in_len, sl_wr *w)
 
 /* ---- lz4 ------------------------------------------------------------- */
 
+/* XXH32 (Yann Collet's xxHash, 32 bits), which the LZ4 frame format uses
+ * for its checksums; liblz4 keeps its copy private. */
+#define XXH_P1 0x9E3779B1u
+#define XXH_P2 0x85EBCA77u
+#define XXH_P3 0xC2B2AE3Du
+#define XXH_P4 0x27D4EB2Fu
+#define XXH_P5 0x165667B1u
+
+static uint32_t rotl32(uint32_t x, int r)
+{
+    return (x << r) | (x >> (32 - r));
+}
+
+static uint32_t rd32le(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+static uint32_t xxh_round(uint32_t acc, uint32_t in)
+{
+    return rotl32(acc + in * XXH_P2, 13) * XXH_P1;
+}
+
+uint32_t sl_xxh32(const void *buf, size_t len, uint32_t seed)
+{
+    const uint8_t *p = buf, *end = p + len;
+    uint32_t h;
+
+    if (len >= 16) {
+        uint32_t v1 = seed + XXH_P1 + XXH_P2, v2 = seed + XXH_P2, v3 = seed,
+                 v4 = seed - XXH_P1;
+        for (; end - p >= 16; p += 16) {
+            v1 = xxh_round(v1, rd32le(p));
+            v2 = xxh_round(v2, rd32le(p + 4));
+            v3 = xxh_round(v3, rd32le(p + 8));
+            v4 = xxh_round(v4, rd32le(p + 12));
+        }
+        h = rotl32(v1, 1) + rotl32(v2, 7) + rotl32(v3, 12) + rotl32(v4, 18);
+    } else {
+        h = seed + XXH_P5;
+    }
+    h += (uint32_t)len;
+    for (; end - p >= 4; p += 4)
+        h = rotl32(h + rd32le(p) * XXH_P3, 17) * XXH_P4;
+    for (; p < end; p++)
+        h = rotl32(h + *p * XXH_P5, 11) * XXH_P1;
+    h ^= h >> 15;
+    h *= XXH_P2;
+    h ^= h >> 13;
+    h *= XXH_P3;
+    h ^= h >> 16;
+    return h;
+}
+
+#define LZ4_FRAME_MAGIC 0x184D2204u
+#define LZ4_FLG_CONTENT_SIZE 0x08
+#define LZ4_FLG_DICT_ID 0x01
+
+/* The length of the LZ4 frame header at in (magic, FLG, BD, optional
+ * content size and dictionary id, header checksum), 0 if it is not one. */
+static size_t lz4_header_len(const uint8_t *in, size_t in_len)
+{
+    size_t n;
+
+    if (in_len < 7 || rd32le(in) != LZ4_FRAME_MAGIC)
+        return 0;
+    n = 7 + (in[4] & LZ4_FLG_CONTENT_SIZE ? 8 : 0) +
+        (in[4] & LZ4_FLG_DICT_ID ? 4 : 0);
+    return n <= in_len ? n : 0;
+}
+
 /* Standard LZ4 frames (Kafka's KafkaLZ4BlockOutputStream and librdkafka
- * both write these), several concatenated frames allowed. */
-static int lz4_decode(const uint8_t *in, size_t in_len, outbuf *o)
+ * both write these), several concatenated frames allowed. any_hc: the
+ * first frame's header checksum is not checked (it is recomputed on a
+ * copy of the header), as Kafka reads magic-0 message sets: producers of
+ * Kafka 0.8-0.9 hashed the frame's magic number too. */
+static int lz4_decode(const uint8_t *in, size_t in_len, outbuf *o,
+                      bool any_hc)
 {
     LZ4F_dctx *dctx;
-    size_t pos = 0, hint = 1;
+    size_t pos = 0, hint = 1, hdr_len = 0;
+    uint8_t hdr[19];
     int rc = 0;
 
+    if (any_hc && (hdr_len = lz4_header_len(in, in_len)) > 0) {
+        memcpy(hdr, in, hdr_len);
+        hdr[hdr_len - 1] =
+            (uint8_t)(sl_xxh32(hdr + 4, hdr_len - 5, 0) >> 8);
+    }
     if (LZ4F_isError(LZ4F_createDecompressionContext(&dctx, LZ4F_VERSION)))
         return SL_E_NOMEM;
     while (hint != 0 || pos < in_len) {
         size_t dst, src;
+        const uint8_t *from = pos < hdr_len ? hdr + pos : in + pos;
 
         if ((rc = out_grow(o)) != 0)
             break;
         dst = o->cap - o->len;
-        src = in_len - pos;
-        hint = LZ4F_decompress(dctx, o->p + o->len, &dst, in + pos, &src,
-                               NULL);
+        src = pos < hdr_len ? hdr_len - pos : in_len - pos;
+        hint = LZ4F_decompress(dctx, o->p + o->len, &dst, from, &src, NULL);
         if (LZ4F_isError(hint)) {
             rc = SL_E_COMPRESSION;
             break;
@@ -287,6 +369,16 @@ static int lz4_decode(const uint8_t *in, size_t in_len, outbuf *o)
     }
     LZ4F_freeDecompressionContext(dctx);
     return rc;
+}
+
+int sl_lz4_set_kafka08_checksum(uint8_t *frame, size_t len)
+{
+    size_t n = lz4_header_len(frame, len);
+
+    if (n == 0)
+        return SL_E_PARSE;
+    frame[n - 1] = (uint8_t)(sl_xxh32(frame, n - 1, 0) >> 8);
+    return 0;
 }
 
 static int lz4_encode(const uint8_t *in, size_t in_len, sl_wr *w)
@@ -412,8 +504,9 @@ int sl_decompress(int codec, const uint8_t *in, size_t in_len,
                  : snappy_raw_decode(in, in_len, max_out, &o);
         break;
     case SL_CODEC_LZ4:
+    case SL_CODEC_LZ4_ANY_HC:
         out_init(&o, max_out, out_hint(in_len));
-        rc = lz4_decode(in, in_len, &o);
+        rc = lz4_decode(in, in_len, &o, codec == SL_CODEC_LZ4_ANY_HC);
         break;
     case SL_CODEC_ZSTD: {
         unsigned long long csize = ZSTD_getFrameContentSize(in, in_len);

@@ -120,8 +120,10 @@ def b64(b):
 def java_produce(version, bootstrap, topic, recs, acks="all", codec="none", idempotent=None,
                  client_id=None, transactional_id=None, props=None, timeout=120):
     """Produces recs (harness.Rec: explicit partition and timestamp, headers
-    in order) with the Java producer of kafka-clients 4.x (version "4") or
-    3.x ("3"), then flushes (or commits, with transactional_id).
+    in order) with the Java producer of kafka-clients 4.x (version "4"),
+    3.x ("3") or 0.10.x ("010": LegacyProduceDriver, Produce v2 with
+    message format v1; no headers, idempotence or transactions), then
+    flushes (or commits, with transactional_id).
 
     Returns the driver's answer plus its stderr tail under "stderr":
       {"ok": True, "acked": N, "errors": ["partition P: <class>: <msg>", ...],
@@ -133,8 +135,9 @@ def java_produce(version, bootstrap, topic, recs, acks="all", codec="none", idem
     of it class loading), stage_ms only the stage that failed.
     Fails the test only when the driver gives no answer (crash, timeout)."""
     version = str(version)
-    if version not in ("4", "3"):
-        raise ValueError("java_produce version must be '4' or '3', not %r" % version)
+    if version not in ("4", "3", "010"):
+        raise ValueError("java_produce version must be '4', '3' or '010', not %r" % version)
+    main = "LegacyProduceDriver" if version == "010" else "ProduceDriver"
     cache = ensure_built()
     acks = {-1: "all", "-1": "all"}.get(acks, str(acks))
     req = {"brokers": bootstrap, "topic": topic, "acks": acks, "compression": codec,
@@ -148,7 +151,7 @@ def java_produce(version, bootstrap, topic, recs, acks="all", codec="none", idem
                           os.path.join(cache, "java-build", "clients" + version)])
     cmd = java_cmd("128m") + ["-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
                               "-Dorg.slf4j.simpleLogger.logFile=System.err",
-                              "-cp", cp, "ProduceDriver"]
+                              "-cp", cp, main]
     try:
         p = subprocess.run(cmd, input=json.dumps(req), capture_output=True, text=True,
                            timeout=timeout)

@@ -354,6 +354,99 @@ def record_batch(records, base_timestamp=None, codec=CODEC_NONE, producer_id=-1,
     return i64(base_offset) + i32(len(body)) + body
 
 
+# ---------------------------------------------------------------------------
+# Legacy message sets (magic 0/1), which Produce v0-v2 carry (issue 15)
+
+MSG_ATTR_LOG_APPEND_TIME = 0x08
+
+
+def message(magic, key, value, timestamp=-1, attributes=0, offset=0, bad_crc=False):
+    """One [offset][size][message] entry of a message set of magic 0 or 1:
+    crc (CRC-32, IEEE, over the rest), magic, attributes, timestamp (magic
+    1 only), key and value as int32-length bytes (None: null)."""
+    body = i8(magic) + i8(attributes)
+    if magic >= 1:
+        body += i64(timestamp)
+    body += bytes_(key) + bytes_(value)
+    crc = zlib.crc32(body)
+    if bad_crc:
+        crc ^= 0xDEADBEEF
+    msg = u32(crc) + body
+    return i64(offset) + i32(len(msg)) + msg
+
+
+def xxh32(data, seed=0):
+    """XXH32, for the LZ4 frame header checksum (a second implementation
+    beside Sluice's, checked against the same vectors in test_msgset)."""
+    p1, p2, p3, p4, p5 = 0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D, 0x27D4EB2F, 0x165667B1
+    m = 0xFFFFFFFF
+
+    def rotl(x, r):
+        return ((x << r) | (x >> (32 - r))) & m
+
+    def rnd(acc, v):
+        return rotl((acc + v * p2) & m, 13) * p1 & m
+
+    n, i = len(data), 0
+    if n >= 16:
+        v = [(seed + p1 + p2) & m, (seed + p2) & m, seed, (seed - p1) & m]
+        while n - i >= 16:
+            for k in range(4):
+                v[k] = rnd(v[k], struct.unpack_from("<I", data, i + 4 * k)[0])
+            i += 16
+        h = (rotl(v[0], 1) + rotl(v[1], 7) + rotl(v[2], 12) + rotl(v[3], 18)) & m
+    else:
+        h = (seed + p5) & m
+    h = (h + n) & m
+    while n - i >= 4:
+        h = rotl((h + struct.unpack_from("<I", data, i)[0] * p3) & m, 17) * p4 & m
+        i += 4
+    while i < n:
+        h = rotl((h + data[i] * p5) & m, 11) * p1 & m
+        i += 1
+    h ^= h >> 15
+    h = h * p2 & m
+    h ^= h >> 13
+    h = h * p3 & m
+    return h ^ (h >> 16)
+
+
+def legacy_compress(codec, data, magic=1, xerial=True):
+    """An inner message set compressed as a legacy producer did: gzip;
+    snappy in xerial framing (Java, kafka-python) or raw (librdkafka,
+    sarama); an lz4 frame, for magic 0 with the header checksum of Kafka
+    0.8-0.9 (over the frame's magic number too)."""
+    if codec == CODEC_GZIP:
+        return gzip_compress(data)
+    if codec == 2:
+        import snappy
+        if not xerial:
+            return snappy.compress(data)
+        out = b"\x82SNAPPY\x00" + i32(1) + i32(1)
+        for o in range(0, len(data), 32768):
+            block = snappy.compress(data[o:o + 32768])
+            out += i32(len(block)) + block
+        return out
+    if codec == 3:
+        import lz4.frame
+        frame = bytearray(lz4.frame.compress(data, store_size=False))
+        if magic == 0:
+            flg = frame[4]
+            hlen = 7 + (8 if flg & 0x08 else 0) + (4 if flg & 0x01 else 0)
+            frame[hlen - 1] = (xxh32(bytes(frame[:hlen - 1])) >> 8) & 0xFF
+        return bytes(frame)
+    raise ValueError("no legacy codec %r" % codec)
+
+
+def wrapper(magic, codec, inner, timestamp=-1, attributes=0, xerial=True, offset=None):
+    """A compressed message set: one wrapper message whose value is the
+    inner set compressed; offset: the last inner offset by default (magic
+    1 producers write relative inner offsets 0..n-1)."""
+    value = legacy_compress(codec, inner, magic, xerial)
+    return message(magic, None, value, timestamp, codec | attributes,
+                   0 if offset is None else offset)
+
+
 def gzip_compress(data):
     buf = io.BytesIO()
     with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as f:

@@ -13,6 +13,7 @@ tests_realclients.py.
 """
 
 import os
+import random
 import re
 import threading
 import time
@@ -605,8 +606,10 @@ def test_broker_refusals_differential(env):
     (INVALID_RECORD), zstd below Produce v7 (UNSUPPORTED_COMPRESSION_TYPE),
     a bad CRC (CORRUPT_MESSAGE), a batch whose header disagrees with its
     records (no records, a lastOffsetDelta other than count - 1, a
-    baseOffset other than 0); and, as controls, zstd at v7 and one batch at
-    v3 and v9 (accepted)."""
+    baseOffset other than 0), a legacy message set in a v3+ request
+    (INVALID_RECORD), a producer's LogAppendTime flag with and without a
+    timestamp; and, as controls, zstd at v7 and one batch at v3 and v9
+    (accepted)."""
     import zstandard
     topic = env.topic("refuse", 1)
 
@@ -639,6 +642,16 @@ def test_broker_refusals_differential(env):
             [kwire.Record(b"k", b"m")], raw_records=one + b"\x00\x00")),
         ("count 5 = delta+1, 1 rec", 7, kwire.record_batch(
             [kwire.Record(b"k", b"j")], raw_records=one, records_count=5, last_offset_delta=4)),
+        # A message set of magic 1 in a v3+ request (ProduceRequest.validateRecords;
+        # Sluice answered UNSUPPORTED_FOR_MESSAGE_FORMAT, 43):
+        ("message set, v3", 3, kwire.message(1, b"k", b"legacy", 1700000000000)),
+        ("message set, v9", 9, kwire.message(0, b"k", b"legacy")),
+        # A producer's LogAppendTime flag (LogValidator.validateTimestamp):
+        ("LogAppendTime, ts -1", 7, kwire.record_batch([kwire.Record(b"k", b"lat")], -1,
+                                                       attributes_extra=0x08,
+                                                       max_timestamp=-1)),
+        ("LogAppendTime, ts now", 7, kwire.record_batch([kwire.Record(b"k", b"lat2")],
+                                                        attributes_extra=0x08)),
         ("one batch, v3", 3, batch(b"e")),
         ("one batch, v9", 9, batch(b"f")),
     ]
@@ -856,42 +869,37 @@ register("topic_limits_differential", test_topic_limits_differential, direct=Fal
          sluice_args=["-X", "linger.ms=200"], timeout=180, upstreams=("kafka",))
 
 
-def test_pipelined_idempotence_differential(env):
-    """Issue 12, acceptance 2: one idempotent producer's script, pipelined
-    on one connection, straight to the broker and through Sluice, with the
-    answers (error code and base offset) and the partition's final
-    contents compared: three batches in flight at once; then, in flight
-    together, retries of the second and the first (cached duplicates), the
-    next batch, one past a gap and the one that fills it; then a newer
-    epoch starting past 0 (Kafka: OUT_OF_ORDER_SEQUENCE_NUMBER), a newer
-    epoch from 0, and the old epoch again (INVALID_PRODUCER_EPOCH)."""
-    rounds = [
-        [(0, 0, b"a"), (0, 3, b"b"), (0, 6, b"c")],
-        [(0, 3, b"b"), (0, 0, b"a"), (0, 9, b"d"), (0, 15, b"f"), (0, 12, b"e")],
-        [(1, 3, b"g")],
-        [(1, 0, b"h")],
-        [(0, 18, b"i")],
-    ]
+def _idempotent_script(env, rounds, ids=None):
+    """Runs one idempotent producer's script, pipelined on one connection,
+    straight to the broker and through Sluice, each on a topic of its own.
+    rounds: lists of (epoch offset, base sequence, tag) sent together, then
+    their answers read; ids: (producer id, epoch) to use (one this
+    instance never issued), else InitProducerId's. Returns {name: (answers
+    as (error, base offset or -1), the partition's values)}, and logs the
+    side-by-side table."""
     got = {}
     for name, addr in (("broker", env.upstream), ("sluice", env.bootstrap)):
-        topic = env.topic("pipe-" + name, 1)
+        topic = env.topic("script-" + name, 1)
         with kwire.Conn(addr, timeout=20) as c:
             c.metadata([topic])
-            deadline = time.monotonic() + 30
-            while True:
-                ip = c.init_producer_id(4)
-                if ip["error_code"] not in (14, 15) or time.monotonic() > deadline:
-                    break
-                time.sleep(0.2)
-            eq(ip["error_code"], 0, "%s: InitProducerId" % name)
+            if ids is None:
+                deadline = time.monotonic() + 30
+                while True:
+                    ip = c.init_producer_id(4)
+                    if ip["error_code"] not in (14, 15) or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.2)
+                eq(ip["error_code"], 0, "%s: InitProducerId" % name)
+                pid, epoch0 = ip["producer_id"], ip["producer_epoch"]
+            else:
+                pid, epoch0 = ids
             answers = []
             for batches in rounds:
                 corrs = []
                 for epoch, seq, tag in batches:
                     b = kwire.record_batch([kwire.Record(b"k", b"%s%d" % (tag, i))
                                             for i in range(3)],
-                                           producer_id=ip["producer_id"],
-                                           producer_epoch=ip["producer_epoch"] + epoch,
+                                           producer_id=pid, producer_epoch=epoch0 + epoch,
                                            base_sequence=seq)
                     corrs.append(c.send(kwire.PRODUCE, 9, kwire.produce_request(
                         9, [(topic, [(0, b)])], -1, 15000)))
@@ -908,11 +916,57 @@ def test_pipelined_idempotence_differential(env):
         log("epoch+%d seq %2d %s: broker %-10s sluice %s" % (e, sq, t, b, s))
     log("broker holds %s" % [v.decode() for v in got["broker"][1]])
     log("sluice holds %s" % [v.decode() for v in got["sluice"][1]])
+    return got
+
+
+def test_pipelined_idempotence_differential(env):
+    """Issue 12, acceptance 2: one idempotent producer's script, pipelined
+    on one connection, straight to the broker and through Sluice, with the
+    answers (error code and base offset) and the partition's final
+    contents compared: three batches in flight at once; then, in flight
+    together, retries of the second and the first (cached duplicates), the
+    next batch, one past a gap and the one that fills it; then a newer
+    epoch starting past 0 (Kafka: OUT_OF_ORDER_SEQUENCE_NUMBER), a newer
+    epoch from 0, and the old epoch again (INVALID_PRODUCER_EPOCH)."""
+    got = _idempotent_script(env, [
+        [(0, 0, b"a"), (0, 3, b"b"), (0, 6, b"c")],
+        [(0, 3, b"b"), (0, 0, b"a"), (0, 9, b"d"), (0, 15, b"f"), (0, 12, b"e")],
+        [(1, 3, b"g")],
+        [(1, 0, b"h")],
+        [(0, 18, b"i")],
+    ])
     eq(got["sluice"][0], got["broker"][0], "answers (error, base offset) to the script")
     eq(got["sluice"][1], got["broker"][1], "the partition's contents")
 
 
 register("pipelined_idempotence_differential", test_pipelined_idempotence_differential,
+         direct=False, timeout=120, upstreams=("kafka",))
+
+
+def test_unknown_producer_id_differential(env):
+    """Issue 12, acceptance 2, unknown producer ids: batches naming a
+    producer id that nobody issued (as after a Sluice restart, or another
+    instance's), pipelined, straight to the broker and through Sluice. A
+    broker with no state for the id accepts its first batch at any
+    sequence (here 5), answers OUT_OF_ORDER_SEQUENCE_NUMBER to one behind
+    it that it has not cached, the original offset to a retry of a cached
+    one, takes a newer epoch from sequence 0 and refuses the old epoch
+    after that (INVALID_PRODUCER_EPOCH). Sluice must give the same
+    answers and leave the same partition."""
+    pid = 0x3a000000 + random.randrange(1 << 24)
+    got = _idempotent_script(env, [
+        [(0, 5, b"a")],
+        [(0, 0, b"b"), (0, 8, b"c")],
+        [(0, 5, b"a"), (0, 11, b"d"), (0, 8, b"c")],
+        [(2, 3, b"e")],
+        [(2, 0, b"f"), (2, 3, b"g")],
+        [(0, 14, b"h")],
+    ], ids=(pid, 4))
+    eq(got["sluice"][0], got["broker"][0], "answers (error, base offset) to the script")
+    eq(got["sluice"][1], got["broker"][1], "the partition's contents")
+
+
+register("unknown_producer_id_differential", test_unknown_producer_id_differential,
          direct=False, timeout=120, upstreams=("kafka",))
 
 

@@ -77,7 +77,7 @@ for _client in ("franz", "sarama", "ck2", "aiokafka", "kpy3"):
 
 # sarama speaks the Produce version of the Kafka version it is configured
 # for: older dialects than its default (v9) too. (0.10 and older mean
-# Produce v2 and message format v1, which Sluice refuses as Kafka 4 does.)
+# Produce v0-v2 and message formats v0/v1: tests_legacy.py.)
 for _ver, _acks, _codec, _idem in (("0.11.0.0", "acksall", "gzip", True),  # Produce v3
                                    ("1.0.0", "acks1", "snappy", False),  # v5
                                    ("2.1.0", "acksall", "zstd", True)):  # v7

@@ -1,7 +1,8 @@
 // Apache Kafka Java producer driven by tests/integration (javaclients.py).
-// One source file, no package, compiled unchanged against kafka-clients 4.x
-// and 3.x (tests/java/build.sh); JSON is parsed and written by hand so the
-// classpath is just the clients jars and slf4j-simple.
+// No package, compiled unchanged against kafka-clients 4.x and 3.x with
+// DriverSupport.java (tests/java/build.sh); JSON is parsed and written by
+// hand (DriverSupport) so the classpath is just the clients jars and
+// slf4j-simple. LegacyProduceDriver.java is the same for kafka-clients 0.10.
 //
 // Reads one JSON object on stdin:
 //   { "brokers": "h:p[,h:p]", "topic": "t", "acks": "all"|"1"|"0",
@@ -30,13 +31,8 @@
 // timeout_ms / 2 (it must be below delivery.timeout.ms - linger.ms).
 // The clients' log goes to stderr at WARN (slf4j-simple).
 
-import java.io.ByteArrayOutputStream;
-import java.io.InputStream;
-import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Base64;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
@@ -47,7 +43,7 @@ import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.header.internals.RecordHeader;
 import org.apache.kafka.common.utils.AppInfoParser;
 
-public final class ProduceDriver {
+public final class ProduceDriver extends DriverSupport {
 
     public static void main(String[] args) throws Exception {
         // Before the first Kafka class logs anything (the command line may
@@ -181,286 +177,6 @@ public final class ProduceDriver {
         long elapsed = ms(t0);
         producer.close(Duration.ofSeconds(10));
 
-        StringBuilder out = new StringBuilder("{\"ok\": true, \"acked\": ");
-        List<String> errs = new ArrayList<>();
-        int acked = 0;
-        StringBuilder offs = new StringBuilder("[");
-        synchronized (done) {
-            for (int i = 0; i < n; i++) {
-                if (!done[i]) {
-                    errors[i] = "partition " + records.get(i).partition()
-                                + ": no callback after flush";
-                    offsets[i] = -1;
-                }
-                if (errors[i] == null) {
-                    acked++;
-                } else {
-                    errs.add(errors[i]);
-                }
-                offs.append(i == 0 ? "" : ", ").append(offsets[i]);
-            }
-        }
-        out.append(acked).append(", \"errors\": [");
-        for (int i = 0; i < errs.size(); i++) {
-            out.append(i == 0 ? "" : ", ").append(quote(errs.get(i)));
-        }
-        out.append("], \"offsets\": ").append(offs).append("]");
-        out.append(", \"elapsed_ms\": ").append(elapsed);
-        out.append(", \"client_version\": ").append(quote(AppInfoParser.getVersion())).append("}");
-        System.out.println(out);
-        System.out.flush();
-    }
-
-    // -----------------------------------------------------------------------
-
-    private static void fatal(String stage, Throwable e, long elapsed, long stageMs) {
-        System.err.println("ProduceDriver: " + stage + " failed:");
-        e.printStackTrace(System.err);
-        System.out.println("{\"ok\": false, \"stage\": " + quote(stage) + ", \"error\": "
-                           + quote(describe(e)) + ", \"elapsed_ms\": " + elapsed
-                           + ", \"stage_ms\": " + stageMs
-                           + ", \"client_version\": " + quote(AppInfoParser.getVersion()) + "}");
-        System.out.flush();
-        System.exit(1);
-    }
-
-    /** "class: message", skipping wrappers that only repeat their cause, and
-     *  naming the cause when the message does not. */
-    private static String describe(Throwable e) {
-        while (e.getCause() != null && e.getMessage() != null
-               && e.getMessage().equals(e.getCause().toString())) {
-            e = e.getCause();
-        }
-        String d = e.getClass().getName() + ": " + e.getMessage();
-        Throwable c = e.getCause();
-        if (c != null && c != e) {
-            d += " (caused by " + c.getClass().getName() + ": " + c.getMessage() + ")";
-        }
-        return d;
-    }
-
-    private static void defaultProperty(String k, String v) {
-        if (System.getProperty(k) == null) {
-            System.setProperty(k, v);
-        }
-    }
-
-    private static long ms(long t0) {
-        return (System.nanoTime() - t0) / 1_000_000;
-    }
-
-    private static byte[] b64(Object o) {
-        return o == null ? null : Base64.getDecoder().decode((String) o);
-    }
-
-    private static String readAll(InputStream in) throws java.io.IOException {
-        ByteArrayOutputStream b = new ByteArrayOutputStream();
-        byte[] buf = new byte[65536];
-        for (int k; (k = in.read(buf)) > 0; ) {
-            b.write(buf, 0, k);
-        }
-        return new String(b.toByteArray(), StandardCharsets.UTF_8);
-    }
-
-    @SuppressWarnings("unchecked")
-    private static Map<String, Object> asMap(Object o) {
-        if (!(o instanceof Map)) {
-            throw new IllegalArgumentException("expected a JSON object, got " + o);
-        }
-        return (Map<String, Object>) o;
-    }
-
-    @SuppressWarnings("unchecked")
-    private static List<Object> asList(Object o) {
-        if (!(o instanceof List)) {
-            throw new IllegalArgumentException("expected a JSON array, got " + o);
-        }
-        return (List<Object>) o;
-    }
-
-    private static long asLong(Object o) {
-        if (!(o instanceof Number)) {
-            throw new IllegalArgumentException("expected a number, got " + o);
-        }
-        return ((Number) o).longValue();
-    }
-
-    /** A JSON string literal; non-ASCII and control characters as \\uXXXX. */
-    static String quote(String s) {
-        if (s == null) {
-            return "null";
-        }
-        StringBuilder b = new StringBuilder(s.length() + 2).append('"');
-        for (int i = 0; i < s.length(); i++) {
-            char c = s.charAt(i);
-            if (c == '"' || c == '\\') {
-                b.append('\\').append(c);
-            } else if (c < 0x20 || c > 0x7e) {
-                b.append(String.format("\\u%04x", (int) c));
-            } else {
-                b.append(c);
-            }
-        }
-        return b.append('"').toString();
-    }
-
-    /** Just enough JSON: objects (insertion-ordered), arrays, strings,
-     *  numbers (Long, or Double with a fraction/exponent), true/false/null. */
-    static final class Json {
-        private final String s;
-        private int i;
-
-        Json(String s) {
-            this.s = s;
-        }
-
-        Object parseDocument() {
-            Object v = value();
-            ws();
-            if (i != s.length()) {
-                throw error("trailing data");
-            }
-            return v;
-        }
-
-        private Object value() {
-            ws();
-            if (i >= s.length()) {
-                throw error("unexpected end");
-            }
-            char c = s.charAt(i);
-            switch (c) {
-                case '{': {
-                    i++;
-                    Map<String, Object> m = new LinkedHashMap<>();
-                    ws();
-                    if (peek('}')) {
-                        return m;
-                    }
-                    do {
-                        ws();
-                        if (i >= s.length() || s.charAt(i) != '"') {
-                            throw error("expected a key");
-                        }
-                        String k = string();
-                        ws();
-                        expect(':');
-                        m.put(k, value());
-                        ws();
-                    } while (peek(','));
-                    expect('}');
-                    return m;
-                }
-                case '[': {
-                    i++;
-                    List<Object> l = new ArrayList<>();
-                    ws();
-                    if (peek(']')) {
-                        return l;
-                    }
-                    do {
-                        l.add(value());
-                        ws();
-                    } while (peek(','));
-                    expect(']');
-                    return l;
-                }
-                case '"':
-                    return string();
-                case 't':
-                    return word("true", Boolean.TRUE);
-                case 'f':
-                    return word("false", Boolean.FALSE);
-                case 'n':
-                    return word("null", null);
-                default:
-                    return number();
-            }
-        }
-
-        private String string() {
-            expect('"');
-            StringBuilder b = new StringBuilder();
-            while (true) {
-                if (i >= s.length()) {
-                    throw error("unterminated string");
-                }
-                char c = s.charAt(i++);
-                if (c == '"') {
-                    return b.toString();
-                }
-                if (c != '\\') {
-                    b.append(c);
-                    continue;
-                }
-                if (i >= s.length()) {
-                    throw error("unterminated escape");
-                }
-                char e = s.charAt(i++);
-                switch (e) {
-                    case '"': case '\\': case '/': b.append(e); break;
-                    case 'b': b.append('\b'); break;
-                    case 'f': b.append('\f'); break;
-                    case 'n': b.append('\n'); break;
-                    case 'r': b.append('\r'); break;
-                    case 't': b.append('\t'); break;
-                    case 'u':
-                        if (i + 4 > s.length()) {
-                            throw error("short \\u escape");
-                        }
-                        b.append((char) Integer.parseInt(s.substring(i, i + 4), 16));
-                        i += 4;
-                        break;
-                    default:
-                        throw error("bad escape \\" + e);
-                }
-            }
-        }
-
-        private Object number() {
-            int start = i;
-            boolean frac = false;
-            while (i < s.length() && "+-0123456789.eE".indexOf(s.charAt(i)) >= 0) {
-                frac |= "eE.".indexOf(s.charAt(i)) >= 0;
-                i++;
-            }
-            if (start == i) {
-                throw error("unexpected character");
-            }
-            String t = s.substring(start, i);
-            return frac ? (Object) Double.valueOf(t) : (Object) Long.valueOf(t);
-        }
-
-        private Object word(String w, Object v) {
-            if (!s.startsWith(w, i)) {
-                throw error("unexpected word");
-            }
-            i += w.length();
-            return v;
-        }
-
-        private void ws() {
-            while (i < s.length() && " \t\r\n".indexOf(s.charAt(i)) >= 0) {
-                i++;
-            }
-        }
-
-        private boolean peek(char c) {
-            if (i < s.length() && s.charAt(i) == c) {
-                i++;
-                return true;
-            }
-            return false;
-        }
-
-        private void expect(char c) {
-            if (!peek(c)) {
-                throw error("expected '" + c + "'");
-            }
-        }
-
-        private IllegalArgumentException error(String what) {
-            return new IllegalArgumentException("JSON: " + what + " at offset " + i);
-        }
+        answer(offsets, errors, done, i -> records.get(i).partition(), elapsed);
     }
 }

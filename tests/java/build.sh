@@ -5,6 +5,7 @@
 #
 #   $CACHE/java-build/clients4/ProduceDriver.class      (kafka-clients 4.x)
 #   $CACHE/java-build/clients3/ProduceDriver.class      (kafka-clients 3.x)
+#   $CACHE/java-build/clients010/LegacyProduceDriver.class (kafka-clients 0.10.x)
 #   $CACHE/java-build/connect-plugins/sluice-seq-source.jar
 #       SeqSourceConnector + SeqSourceTask, a Connect plugin.path entry
 set -euo pipefail
@@ -24,12 +25,15 @@ stale() {
   return 1
 }
 
-for v in clients4 clients3; do
-  if stale "$out/$v/ProduceDriver.class" "$here/ProduceDriver.java" "$cache/$v/.complete"; then
+for v in clients4:ProduceDriver clients3:ProduceDriver clients010:LegacyProduceDriver; do
+  main=${v#*:}
+  v=${v%%:*}
+  if stale "$out/$v/$main.class" "$here/$main.java" "$here/DriverSupport.java" \
+           "$cache/$v/.complete"; then
     rm -rf "$out/$v.tmp"
     mkdir -p "$out/$v.tmp"
     javac --release 17 -nowarn -encoding UTF-8 -cp "$cache/$v/*" -d "$out/$v.tmp" \
-          "$here/ProduceDriver.java" >&2
+          "$here/$main.java" "$here/DriverSupport.java" >&2
     rm -rf "$out/$v"
     mv "$out/$v.tmp" "$out/$v"
   fi

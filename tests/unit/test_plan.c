@@ -3,6 +3,7 @@
  * idempotence decisions, for the scenarios of issue 12. No sockets, no
  * librdkafka. */
 #include "sl_test.h"
+#include "sluice/msgset.h"
 #include "sluice/plan.h"
 
 #include <stdio.h>
@@ -56,8 +57,11 @@ static void plan1(sl_plan *pl, const sl_plan_env *env, sl_kstr recs,
 static void test_request_refusals(void)
 {
     const char *msg;
-    ASSERT_EQ(sl_plan_request(2, SL_KSTR_NULL, -1, &msg),
-              SL_KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT);
+    /* Produce v0-v2 are bridged (issue 15), not refused. */
+    ASSERT_EQ(sl_plan_request(0, SL_KSTR_NULL, 1, &msg), 0);
+    ASSERT_EQ(sl_plan_request(2, SL_KSTR_NULL, -1, &msg), 0);
+    ASSERT_EQ(sl_plan_request(1, SL_KSTR_NULL, 3, &msg),
+              SL_KERR_INVALID_REQUIRED_ACKS);
     ASSERT_EQ(sl_plan_request(7, SL_KSTR("txn"), -1, &msg),
               SL_KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
     ASSERT_EQ(sl_plan_request(7, SL_KSTR_NULL, 2, &msg),
@@ -366,7 +370,98 @@ static void test_topic_limits_per_client(void)
     sl_plan_free(&pl);
 }
 
-SL_TEST_MAIN(SL_TEST(test_request_refusals),
+/* Issue 15: Produce v0-v2 carry message sets of magic 0/1, which the plan
+ * converts to one record batch v2 in a buffer it owns (charged to the
+ * request's decompression bound), then plans like any batch; those
+ * versions may also carry a v2 batch, taken as it is. */
+static void test_legacy_message_sets(void)
+{
+    sl_plan pl = {0};
+    sl_plan_env env = env_of(NULL, 2);
+    sl_plan_part out;
+    sl_wr set, w;
+    sl_kstr v2 = batch(&w, 3, SL_CODEC_NONE, -1, -1, -1, 0);
+
+    sl_wr_init(&set, 0);
+    sl_msgset_add(&set, 1, 0, 0, 1700000000000, "k", 1, "a", 1);
+    sl_msgset_add(&set, 1, 1, 0, 1700000000001, NULL, -1, "b", 1);
+    for (int16_t ver = 0; ver <= 2; ver++) {
+        env.version = ver;
+        plan1(&pl, &env, (sl_kstr){(const char *)set.buf, (int32_t)set.len},
+              &out);
+        ASSERT_EQ(out.error, 0);
+        ASSERT_TRUE(out.send);
+        ASSERT_EQ(out.batch.magic, 2);
+        ASSERT_EQ(out.batch.records_count, 2);
+        ASSERT_EQ(out.batch.base_timestamp, 1700000000000);
+        ASSERT_EQ(out.idem, -1);
+        ASSERT_TRUE(out.decompressed > 0);
+        plan1(&pl, &env, v2, &out);
+        ASSERT_EQ(out.error, 0);
+        ASSERT_EQ(out.batch.records_count, 3);
+    }
+    ASSERT_EQ(pl.n_bufs, 3);
+    /* The conversions count against the request's bound. */
+    env.max_decompressed = pl.decompressed + 10;
+    plan1(&pl, &env, (sl_kstr){(const char *)set.buf, (int32_t)set.len}, &out);
+    ASSERT_EQ(out.error, SL_KERR_MESSAGE_TOO_LARGE);
+    /* A v3+ request with a message set: as Kafka's
+     * ProduceRequest.validateRecords, INVALID_RECORD (Sluice answered
+     * UNSUPPORTED_FOR_MESSAGE_FORMAT; broker_refusals_differential). */
+    for (int16_t ver = 3; ver <= 11; ver += 4) {
+        env = env_of(NULL, ver);
+        plan1(&pl, &env, (sl_kstr){(const char *)set.buf, (int32_t)set.len},
+              &out);
+        ASSERT_EQ(out.error, SL_KERR_INVALID_RECORD);
+    }
+    /* Broker refusals carry through (a bad CRC). */
+    env.version = 1;
+    set.buf[SL_MSGSET_LOG_OVERHEAD + 8] ^= 1;
+    plan1(&pl, &env, (sl_kstr){(const char *)set.buf, (int32_t)set.len}, &out);
+    ASSERT_EQ(out.error, SL_KERR_CORRUPT_MESSAGE);
+    ASSERT_TRUE(!out.send);
+    sl_wr_free(&set);
+    sl_wr_free(&w);
+    sl_plan_free(&pl);
+}
+
+/* LogValidator.validateTimestamp: a producer's LogAppendTime flag is
+ * refused (INVALID_TIMESTAMP) unless a CreateTime topic has a timestamp to
+ * check instead; a magic-0 message, which has none, cannot carry it. */
+static void test_log_append_time_from_producer(void)
+{
+    sl_plan pl = {0};
+    sl_plan_env env = env_of(NULL, 2);
+    sl_plan_topic create = {false, INT64_MAX, INT64_MAX, INT64_MAX};
+    sl_plan_topic append = {true, INT64_MAX, INT64_MAX, INT64_MAX};
+    sl_plan_part out;
+    sl_wr set;
+
+    sl_wr_init(&set, 0);
+    sl_msgset_add(&set, 1, 0, SL_MSG_ATTR_LOG_APPEND_TIME, 1700000000000,
+                  "k", 1, "a", 1);
+    sl_plan_partition(&pl, &env, TOPIC, 0,
+                      (sl_kstr){(const char *)set.buf, (int32_t)set.len},
+                      SL_PLAN_WRITABLE, &create, &out);
+    ASSERT_EQ(out.error, 0);
+    sl_plan_partition(&pl, &env, TOPIC, 0,
+                      (sl_kstr){(const char *)set.buf, (int32_t)set.len},
+                      SL_PLAN_WRITABLE, &append, &out);
+    ASSERT_EQ(out.error, SL_KERR_INVALID_TIMESTAMP);
+    set.len = 0;
+    sl_msgset_add(&set, 1, 0, SL_MSG_ATTR_LOG_APPEND_TIME, -1, "k", 1, "a",
+                  1);
+    sl_plan_partition(&pl, &env, TOPIC, 0,
+                      (sl_kstr){(const char *)set.buf, (int32_t)set.len},
+                      SL_PLAN_WRITABLE, NULL, &out);
+    ASSERT_EQ(out.error, SL_KERR_INVALID_TIMESTAMP);
+    sl_wr_free(&set);
+    sl_plan_free(&pl);
+}
+
+SL_TEST_MAIN(SL_TEST(test_legacy_message_sets),
+             SL_TEST(test_log_append_time_from_producer),
+             SL_TEST(test_request_refusals),
              SL_TEST(test_requests_a_broker_rejects),
              SL_TEST(test_size_limit_is_librdkafkas),
              SL_TEST(test_decompression_bounded_per_request),

@@ -1541,6 +1541,19 @@ static void test_produce_response_bytes(void)
         0, 0, 0, 1, 0, 1, 't', 0, 0, 0, 1,
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5,
     };
+    /* v1: throttle time after the topics; v2: and log append time after
+     * the base offset (the answers legacy producers read, issue 15). */
+    static const uint8_t v1[] = {
+        0, 0, 0, 1, 0, 1, 't', 0, 0, 0, 1,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5,
+        0, 0, 0, 0,
+    };
+    static const uint8_t v2[] = {
+        0, 0, 0, 1, 0, 1, 't', 0, 0, 0, 1,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0, 0, 0, 0,
+    };
     /* v10 with CurrentLeader (partition tag 0) and NodeEndpoints
      * (top-level tag 0) from a real broker: skipped. */
     static const uint8_t v10_tags[] = {
@@ -1569,6 +1582,12 @@ static void test_produce_response_bytes(void)
     w.len = 0;
     sl_kafka_ProduceResponse_encode(&w, 0, &m);
     ASSERT_BYTES(w.buf, w.len, v0);
+    w.len = 0;
+    sl_kafka_ProduceResponse_encode(&w, 1, &m);
+    ASSERT_BYTES(w.buf, w.len, v1);
+    w.len = 0;
+    sl_kafka_ProduceResponse_encode(&w, 2, &m);
+    ASSERT_BYTES(w.buf, w.len, v2);
     r = sl_rd_init(v10_tags, sizeof v10_tags);
     ASSERT_EQ(sl_kafka_ProduceResponse_decode(&r, 10, &got), 0);
     ASSERT_EQ(sl_rd_left(&r), 0);

@@ -1,0 +1,237 @@
+"""Issue 15: legacy producers (Produce v0-v2, message formats v0/v1) bridged
+to record batches, against the mock and the real Kafka 4.1.1, both of which
+refuse those versions and formats themselves.
+
+  - kwire's own requests: every request version with every legacy codec
+    (gzip, snappy xerial and raw, lz4 with the Kafka 0.8-0.9 header checksum
+    for magic 0), null and empty keys and values, wrappers with relative and
+    absolute inner offsets, the answers in the v0/v1/v2 formats, refusals
+    with a broker's errors, acks=0 closing the connection on an error;
+  - real clients forced to old protocol versions: kafka-python 2.0.2 with
+    api_version (0, 9) and (0, 10), sarama as Kafka 0.8.2, 0.9 and 0.10.2, and
+    the Java producer of kafka-clients 0.10.2.2 (Maven Central).
+
+Every record is compared byte for byte upstream (key, value, partition,
+timestamp where the format has one; a magic-0 record is stored with
+timestamp -1, as a Kafka 3.x broker stores an up-converted one).
+"""
+
+import logging
+import socket
+import time
+
+import extclients
+import kwire
+from harness import Rec, check, eq, log, make_records, register, verify_upstream
+from tests_clients import BOTH, PARTITIONS, seed_of
+
+NONE, GZIP, SNAPPY, LZ4 = 0, 1, 2, 3
+
+# (key, value) corners every legacy case sends
+CORNERS = [(b"k0", b"v0"), (None, b"null key"), (b"", b""), (b"tombstone", None),
+           (None, None), (b"k5", b"x" * 3000)]
+
+
+def _set(magic, codec, tag, ts0, xerial=True, relative=True):
+    """A message set of CORNERS (values tagged) and the Recs it must give."""
+    msgs = []
+    recs = []
+    for i, (k, v) in enumerate(CORNERS):
+        v = None if v is None else tag + b"-" + v
+        ts = ts0 + i if magic == 1 else -1
+        msgs.append(kwire.message(magic, k, v, ts, offset=i if relative else 1000 + i))
+        recs.append(Rec(0, k, v, [], ts))
+    inner = b"".join(msgs)
+    if codec == NONE:
+        return inner, recs
+    return kwire.wrapper(magic, codec, inner, ts0 + len(CORNERS), xerial=xerial), recs
+
+
+def _parse_legacy_answer(version, body, topic):
+    """The Produce v0/v1/v2 answer: per partition error and base offset,
+    log_append_time from v2, throttle_time_ms after the topics from v1."""
+    ans = kwire.parse_produce(version, body)
+    return ans["topics"][topic][0], ans
+
+
+CASES = [
+    # (request version, magic, codec, xerial, relative inner offsets)
+    (0, 0, NONE, True, True), (0, 0, GZIP, True, True), (0, 0, SNAPPY, True, True),
+    (0, 0, LZ4, True, True),
+    (1, 0, NONE, True, True), (1, 0, SNAPPY, False, True), (1, 0, LZ4, True, True),
+    (2, 1, NONE, True, True), (2, 1, GZIP, True, True), (2, 1, SNAPPY, True, True),
+    (2, 1, SNAPPY, False, True), (2, 1, LZ4, True, True), (2, 1, GZIP, True, False),
+    (2, 0, GZIP, True, True), (1, 1, LZ4, True, False),
+]
+
+
+def test_legacy_kwire_produce(env):
+    """Produce v0, v1 and v2 with message sets of magic 0 and 1, each legacy
+    codec, through Sluice: every answer in its version's format with error
+    0 and the offset of the set's first record; every record upstream as
+    sent (magic 0: timestamp -1)."""
+    topic = env.topic("legacy", 1)
+    sent = []
+    ts0 = int(time.time() * 1000) - 60000
+    with kwire.Conn(env.bootstrap, timeout=30) as c:
+        c.metadata([topic], version=0)
+        for n, (ver, magic, codec, xerial, relative) in enumerate(CASES):
+            what = "Produce v%d magic %d codec %d%s%s" % (
+                ver, magic, codec, "" if xerial else " raw", "" if relative else " absolute")
+            data, recs = _set(magic, codec, b"c%d" % n, ts0 + 100 * n, xerial, relative)
+            k = c.send(kwire.PRODUCE, ver, kwire.produce_request(ver, [(topic, [(0, data)])],
+                                                                 -1, 15000))
+            rc, body = c.recv(kwire.PRODUCE, ver, timeout=30)
+            eq(rc, k, "%s: correlation id" % what)
+            part, ans = _parse_legacy_answer(ver, body, topic)
+            eq(part["error_code"], 0, "%s: error" % what)
+            eq(part["base_offset"], len(sent), "%s: base offset" % what)
+            if ver >= 1:
+                check(ans.get("throttle_time_ms", 0) >= 0, "%s: throttle time" % what)
+            if ver >= 2:
+                eq(part["log_append_time"], -1, "%s: log_append_time (CreateTime)" % what)
+            sent.extend(recs)
+            log("%s: ok at %d" % (what, part["base_offset"]))
+    verify_upstream(env, topic, 1, sent)
+
+
+register("legacy_kwire_produce", test_legacy_kwire_produce, direct=False, upstreams=BOTH,
+         timeout=120)
+
+
+def test_legacy_refusals(env):
+    """What a broker answered old producers, each on a connection that goes
+    on working: a bad CRC (CORRUPT_MESSAGE), a bad inner CRC, mixed magics,
+    a wrapper inside a wrapper and a wrapper beside another message
+    (INVALID_RECORD), a wrapper whose value does not decompress
+    (CORRUPT_MESSAGE); nothing of them is written. acks=0 with an error
+    closes the connection, as a broker does."""
+    topic = env.topic("legacy-bad", 1)
+    inner = kwire.message(1, b"k", b"a", 1, offset=0) + kwire.message(1, b"k", b"b", 2, offset=1)
+    cases = [
+        ("bad CRC", 2, kwire.message(1, b"k", b"v", 5, bad_crc=True), 2),
+        ("bad inner CRC", 2, kwire.wrapper(1, GZIP, kwire.message(1, b"k", b"v", 5,
+                                                                    bad_crc=True), 5), 2),
+        ("mixed magics", 2, kwire.message(0, b"k", b"v") + kwire.message(1, b"k", b"v", 5), 87),
+        ("nested wrapper", 2, kwire.wrapper(1, GZIP, kwire.wrapper(1, GZIP, inner, 3), 3), 87),
+        ("wrapper and message", 1, kwire.wrapper(0, GZIP, kwire.message(0, b"k", b"a")) +
+         kwire.message(0, b"k", b"b"), 87),
+        ("not gzip", 0, kwire.message(0, None, b"not gzip at all", attributes=GZIP), 2),
+        ("no whole message", 2, kwire.message(1, b"k", b"v", 5)[:-1], 87),
+    ]
+    with kwire.Conn(env.bootstrap, timeout=30) as c:
+        c.metadata([topic], version=0)
+        for what, ver, data, want in cases:
+            r = c.produce(topic, 0, data, version=ver)
+            log("%-20s v%d: error %d" % (what, ver, r["error_code"]))
+            eq(r["error_code"], want, what)
+        r = c.produce(topic, 0, kwire.message(1, b"k", b"after", 7), version=2)
+        eq(r["error_code"], 0, "a good set after the refusals")
+        eq(r["base_offset"], 0, "nothing of the refused sets was written")
+    with kwire.Conn(env.bootstrap, timeout=30) as c:
+        c.metadata([topic], version=0)
+        c.produce(topic, 0, kwire.message(0, b"k", b"v", bad_crc=True), acks=0, version=0)
+        c.sock.settimeout(10)
+        try:
+            got = c.sock.recv(1)
+        except (ConnectionResetError, socket.timeout) as e:
+            got = e
+        eq(got, b"", "acks=0 with a refused set: the connection is closed")
+
+
+register("legacy_refusals", test_legacy_refusals, direct=False, upstreams=BOTH, timeout=120)
+
+
+# ---------------------------------------------------------------------------
+# Real clients forced to old protocol versions
+
+
+def make_kpy_legacy_test(api_version, codec):
+    def fn(env):
+        from kafka import KafkaProducer
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
+        topic = env.topic("kpyold", PARTITIONS)
+        recs = make_records(100, PARTITIONS, null_header_values=False,
+                            seed=seed_of("kpyold", api_version, codec))
+        # Headers need Produce v3: an old dialect has none, and magic 0 has
+        # no timestamps (the broker-side value is -1).
+        recs = [Rec(r.partition, r.key, r.value, [], r.timestamp if api_version >= (0, 10) else -1)
+                for r in recs if r.key is not None or r.value is not None]
+        prod = KafkaProducer(bootstrap_servers=env.bootstrap, acks="all",
+                             api_version=api_version,
+                             compression_type=None if codec == "none" else codec,
+                             linger_ms=5, max_block_ms=20000, request_timeout_ms=30000,
+                             retries=3)
+        try:
+            futs = [prod.send(topic, value=r.value, key=r.key, partition=r.partition,
+                              timestamp_ms=None if r.timestamp == -1 else r.timestamp)
+                    for r in recs]
+            prod.flush(60)
+            errs = []
+            for f in futs:
+                try:
+                    f.get(timeout=30)
+                except Exception as e:  # noqa: BLE001 - report every client error
+                    errs.append(repr(e))
+            check(not errs, "%d send errors, first: %s" % (len(errs), errs[:3]))
+            verify_upstream(env, topic, PARTITIONS, recs)
+        finally:
+            prod.close(10)
+    return fn
+
+
+for _api, _codecs in (((0, 9), ("none", "gzip", "snappy", "lz4")),
+                      ((0, 10), ("none", "gzip", "snappy", "lz4"))):
+    for _codec in _codecs:
+        register("kafka_python_api%d_%d_%s" % (_api[0], _api[1], _codec),
+                 make_kpy_legacy_test(_api, _codec), direct=False, upstreams=BOTH)
+
+
+def make_sarama_legacy_test(version, codec):
+    def fn(env):
+        extclients.ensure_installed()
+        topic = env.topic("sarold", PARTITIONS)
+        old_ts = version.startswith(("0.8", "0.9"))
+        recs = [Rec(r.partition, r.key, r.value, [], -1 if old_ts else r.timestamp)
+                for r in make_records(100, PARTITIONS, seed=seed_of("sarold", version, codec))]
+        res = extclients.sarama_produce(env.bootstrap, topic, recs, acks="all", codec=codec,
+                                        props={"kafka_version": version},
+                                        client_id="sluice-it-sarama-old")
+        check(res.get("ok"), "sarama %s: %s\nstderr:\n%s"
+              % (version, res.get("error"), res.get("stderr", "")))
+        check(not res.get("errors"), "sarama %s: %d record errors, first %s"
+              % (version, len(res["errors"]), res["errors"][:3]))
+        eq(res["acked"], len(recs), "acknowledged records")
+        verify_upstream(env, topic, PARTITIONS, recs)
+    return fn
+
+
+for _ver, _codecs in (("0.8.2.2", ("none", "gzip")), ("0.9.0.1", ("none", "snappy")),
+                      ("0.10.2.1", ("none", "gzip", "snappy", "lz4"))):
+    for _codec in _codecs:
+        register("sarama_v%s_%s" % (_ver.replace(".", "_"), _codec),
+                 make_sarama_legacy_test(_ver, _codec), direct=False, upstreams=BOTH)
+
+
+def make_java010_test(acks, codec):
+    def fn(env):
+        import javaclients
+        topic = env.topic("java010", PARTITIONS)
+        recs = [Rec(r.partition, r.key, r.value, [], r.timestamp)
+                for r in make_records(100, PARTITIONS, seed=seed_of("java010", acks, codec))]
+        res = javaclients.java_produce("010", env.bootstrap, topic, recs, acks=acks, codec=codec,
+                                       client_id="sluice-it-java010")
+        check(res.get("ok"), "kafka-clients 0.10: %s\nstderr:\n%s"
+              % (res.get("error"), res.get("stderr", "")))
+        check(not res.get("errors"), "kafka-clients 0.10: %d record errors, first %s"
+              % (len(res["errors"]), res["errors"][:3]))
+        eq(res["acked"], len(recs), "acknowledged records")
+        eq(res.get("client_version"), "0.10.2.2", "client version")
+        verify_upstream(env, topic, PARTITIONS, recs)
+    return fn
+
+
+for _acks, _codec in (("all", "none"), ("all", "gzip"), ("all", "snappy"), ("all", "lz4"),
+                      ("1", "lz4")):
+    register("java010_acks%s_%s" % (_acks, _codec), make_java010_test(_acks, _codec),
+             direct=False, upstreams=BOTH)
