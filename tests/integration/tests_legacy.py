@@ -142,6 +142,64 @@ def test_legacy_refusals(env):
 register("legacy_refusals", test_legacy_refusals, direct=False, upstreams=BOTH, timeout=120)
 
 
+LEGACY_QUOTA = 256 * 1024
+
+
+def _legacy_quota_policy():
+    from tests_policy import policy_file
+    return policy_file("legacy-quota", {
+        "version": 1,
+        "classes": {"std": {"weight": 1, "max_pause_ms": 2000}},
+        "connectors": {"old": {"class": "std", "match": {"client_ids": ["legacy-q"]},
+                               "quota": {"bytes_per_sec": LEGACY_QUOTA}}},
+        "defaults": {"action": "admit", "class": "std"},
+    })
+
+
+def test_legacy_quota(env):
+    """A legacy producer is held to its connector's quota like any other:
+    Produce v1 and v2 answers carry throttle_time_ms, v0 (which has no
+    such field) is held by the muted socket alone; over-quota data is still
+    accepted. Each version sends 24 sets of one 64 KiB message, one after
+    the other, on its own connection; after the first second's burst the
+    rate stays between 0.5x and 1.3x the 256 KiB/s quota (seen: 256-272
+    KiB/s, v0 too)."""
+    topic = env.topic("legacy-q", 1)
+    value = b"q" * 65536
+    total = 0
+    for ver, magic in ((2, 1), (1, 0), (0, 0)):
+        throttles = []
+        with kwire.Conn(env.bootstrap, timeout=30, client_id="legacy-q") as c:
+            c.metadata([topic], version=0)
+            t_first = None
+            for i in range(24):
+                r = c.request(kwire.PRODUCE, ver, kwire.produce_request(
+                    ver, [(topic, [(0, kwire.message(magic, b"k%d" % i, value, 1700000000000))])],
+                    -1, 15000))
+                part = r["topics"][topic][0]
+                eq(part["error_code"], 0, "v%d set %d: over-quota data is accepted" % (ver, i))
+                throttles.append(r.get("throttle_time_ms", 0))
+                if i == 3:
+                    t_first = time.monotonic()  # past the first second's burst
+            elapsed = time.monotonic() - t_first
+        total += 24
+        rate = 20 * len(value) / elapsed
+        log("Produce v%d: %.0f KiB/s over the last 20 sets (quota %d KiB/s), throttle_time_ms %s"
+            % (ver, rate / 1024, LEGACY_QUOTA // 1024, throttles))
+        check(rate < 1.3 * LEGACY_QUOTA, "Produce v%d: %.0f KiB/s, over the quota"
+              % (ver, rate / 1024))
+        check(rate > 0.5 * LEGACY_QUOTA, "Produce v%d: %.0f KiB/s, held far below the quota"
+              % (ver, rate / 1024))
+        if ver >= 1:
+            check(any(t > 0 for t in throttles), "Produce v%d: no throttle_time_ms" % ver)
+    from harness import total_high
+    eq(total_high(env.upstream, topic, 1), total, "records upstream")
+
+
+register("legacy_quota", test_legacy_quota, direct=False, upstreams=BOTH, timeout=180,
+         sluice_args=["--policy", _legacy_quota_policy()])
+
+
 # ---------------------------------------------------------------------------
 # Real clients forced to old protocol versions
 
