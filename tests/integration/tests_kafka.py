@@ -62,10 +62,13 @@ def exactly_once(env, topic, partitions, acked, sent_values, what, dups_allowed=
 class SeqProducer(threading.Thread):
     """An idempotent librdkafka producer writing numbered values
     ("seq-<partition>-<n>") round robin over the partitions as fast as it
-    is let, until stop() or `limit` records; keeps what was acknowledged."""
+    is let (or at `rate` records per second), until stop() or `limit`
+    records; keeps what was acknowledged."""
 
-    def __init__(self, bootstrap, topic, partitions, limit, conf=None, client_id="seq"):
+    def __init__(self, bootstrap, topic, partitions, limit, conf=None, client_id="seq",
+                 rate=None):
         super().__init__(daemon=True)
+        self.rate = rate
         from confluent_kafka import Producer
         self.topic, self.partitions, self.limit = topic, partitions, limit
         c = {"bootstrap.servers": bootstrap, "client.id": client_id,
@@ -87,7 +90,11 @@ class SeqProducer(threading.Thread):
 
     def run(self):
         i = 0
+        t0 = time.monotonic()
         while not self._halt.is_set() and i < self.limit:
+            if self.rate and i > (time.monotonic() - t0) * self.rate:
+                self.p.poll(0.001)
+                continue
             part = i % self.partitions
             v = b"seq-%d-%07d" % (part, i)
             try:
@@ -128,13 +135,18 @@ def test_sluice_restarted_idempotent(env):
     clean SIGTERM answers or fails every in-flight request."""
     from harness import Sluice
     topic = env.topic("restart", 3)
-    prod = SeqProducer(env.bootstrap, topic, 3, 12000, client_id="restart")
+    # Paced (6 s for all) so that the stop comes with records in flight.
+    prod = SeqProducer(env.bootstrap, topic, 3, 12000, client_id="restart", rate=2000)
     prod.start()
     try:
         wait_acked(prod, 3000, 60, "records before the restart")
         old = env.sluice
         old.stop()
-        log("sluice stopped (exit 0) after %d acknowledged" % len(prod.acked))
+        at_stop = len(prod.sent)
+        log("sluice stopped (exit 0) after %d acknowledged, %d sent"
+            % (len(prod.acked), at_stop))
+        check(at_stop < 12000, "the producer had sent everything before the stop: "
+              "it tests nothing in flight")
         env.sluice = Sluice(env.cfg.sluice, env.upstream, old.logpath + ".after",
                             env.sluice_args, port=old.port)
         wait_acked(prod, 9000, 120, "records after the restart")
@@ -164,7 +176,8 @@ def test_sluice_killed_idempotent(env):
     none: sluice_restarted_idempotent)."""
     from harness import Sluice
     topic = env.topic("kill", 3)
-    prod = SeqProducer(env.bootstrap, topic, 3, 12000, client_id="killed")
+    # Paced (6 s for all) so that the kill comes with records in flight.
+    prod = SeqProducer(env.bootstrap, topic, 3, 12000, client_id="killed", rate=2000)
     prod.start()
     try:
         wait_acked(prod, 3000, 60, "records before the kill")
@@ -172,8 +185,11 @@ def test_sluice_killed_idempotent(env):
         old.proc.kill()
         old.proc.wait()
         old.log.close()
+        at_kill = len(prod.sent)
         log("sluice killed (SIGKILL) after %d acknowledged, %d sent"
-            % (len(prod.acked), len(prod.sent)))
+            % (len(prod.acked), at_kill))
+        check(at_kill < 12000, "the producer had sent everything before the kill: "
+              "it tests nothing in flight")
         env.sluice = Sluice(env.cfg.sluice, env.upstream, old.logpath + ".after",
                             env.sluice_args, port=old.port)
         wait_acked(prod, 9000, 120, "records after the restart")
