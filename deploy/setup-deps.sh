@@ -52,7 +52,8 @@ fi
 # tests/kafka/pom.xml, into the test cache.
 if [ $full = 1 ]; then
   tests/kafka/fetch.sh >/dev/null
-  # franz-go (Go module proxy), confluent-kafka 2.x and aiokafka (PyPI).
+  # franz-go and sarama (Go module proxy), confluent-kafka 2.x, aiokafka and
+  # kafka-python 3.x (PyPI).
   deploy/setup-clients.sh
 fi
 

@@ -6,12 +6,24 @@
 #   deploy/try.sh --kafka [sluice flags]   in front of a local Apache Kafka 4
 #                                          (one KRaft node on 127.0.0.1:29092,
 #                                          from Maven Central; needs Java 17)
+#   deploy/try.sh --demo [demo flags]      the story of what Sluice is for, on
+#                                          the mock: three classes, a slow
+#                                          broker, a paused backfill
+#                                          (deploy/demo.py; status page on
+#                                          http://127.0.0.1:9644/)
 #
 # Extra arguments go to sluice (e.g. --listen 127.0.0.1:19092).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kafka=0
 if [ "${1:-}" = --kafka ]; then kafka=1; shift; fi
+if [ "${1:-}" = --demo ]; then
+  shift
+  deploy/setup-deps.sh --try
+  if [ ! -d build ]; then meson setup build >/dev/null; fi
+  ninja -C build sluice tests/sl-mock bench/loadgen >/dev/null
+  exec /usr/bin/python3 deploy/demo.py "$@"
+fi
 
 if [ $kafka = 1 ]; then
   deploy/setup-deps.sh          # Java, Maven and Kafka's jars too

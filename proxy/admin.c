@@ -460,6 +460,22 @@ static json_t *status_json(sl_server *srv)
         json_pack("{s:I,s:I,s:I}", "connections", (json_int_t)srv->n_conns,
                   "inflight_bytes", (json_int_t)srv->mem_used,
                   "upstream_outstanding", (json_int_t)srv->up.outstanding));
+    {
+        /* The timeline: the last events, oldest first. */
+        json_t *events = json_array();
+        for (size_t k = 0; k < sl_events_count(&srv->events); k++) {
+            const sl_event *e = sl_events_at(&srv->events, k);
+            /* The text is UTF-8 cut at a character boundary; an
+             * annotation's bytes were valid JSON text to begin with. */
+            json_t *o = json_pack("{s:I,s:I,s:s,s:s}", "time_ms",
+                                  (json_int_t)e->wall_ms, "seq",
+                                  (json_int_t)e->seq, "kind", e->kind,
+                                  "text", e->text);
+            if (o != NULL)
+                json_array_append_new(events, o);
+        }
+        json_object_set_new(root, "events", events);
+    }
     return root;
 }
 
@@ -588,11 +604,35 @@ static void h_connector_action(const sl_http_request *req,
         sl_http_respond_error(resp, 400, "%s: %s", action, sl_strerror(rc));
     } else {
         sl_info("admin API: connector \"%s\": %s", name, action);
+        sl__event(srv, "operator", "connector %s: %s", name, action);
         sl_http_respond_json(resp, 200,
                              json_pack("{s:s,s:s}", "connector", name,
                                        "action", action));
     }
 out:
+    json_decref(body);
+}
+
+/* POST /v1/annotations {"text": "..."}: a note on the status page's
+ * timeline (as a Grafana annotation), from a person or a script. */
+static void h_annotation(const sl_http_request *req, sl_http_response *resp,
+                         void *ud)
+{
+    sl_server *srv = ud;
+    json_t *body = sl_http_request_json(req, resp), *t;
+
+    if (body == NULL)
+        return; /* 400 answered */
+    t = json_object_get(body, "text");
+    if (!json_is_string(t) || json_string_length(t) == 0) {
+        sl_http_respond_error(resp, 400, "expected {\"text\": \"...\"}");
+    } else {
+        sl__event(srv, "annotation", "%s", json_string_value(t));
+        sl_info("admin API: annotation: %s", json_string_value(t));
+        sl_http_respond_json(resp, 200,
+                             json_pack("{s:I}", "seq",
+                                       (json_int_t)srv->events.total));
+    }
     json_decref(body);
 }
 
@@ -616,6 +656,7 @@ static const sl_http_route routes[] = {
     {"GET", "/v1/policy", h_policy, false},
     {"POST", "/v1/policy/reload", h_reload, true},
     {"POST", "/v1/connectors/*", h_connector_action, true},
+    {"POST", "/v1/annotations", h_annotation, true},
     {"GET", "/*", h_static, false},
 };
 

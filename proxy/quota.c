@@ -206,7 +206,7 @@ bool sl__quota_held(sl_conn *c)
  * returned; and the memory budget's fill. */
 #define PRESSURE_INTERVAL_MS 100
 
-static void pressure_log(const sl_policy_pressure_view *v)
+static void pressure_log(sl_server *srv, const sl_policy_pressure_view *v)
 {
     char who[32], rate[32];
     const char *unit = v->broker == SL_POLICY_BROKER_MEMORY ? "permille"
@@ -223,11 +223,18 @@ static void pressure_log(const sl_policy_pressure_view *v)
                 "%.2f MiB/s): admitted rate %s, shed by class order",
                 who, sl_throttle_reason_name(v->reason), v->signal, unit,
                 v->measured_bps / 1048576.0, rate);
+        sl__event(srv, "pressure",
+                  "%s limited (%s, signal %.0f %s): admitted %s, shed by "
+                  "class order",
+                  who, sl_throttle_reason_name(v->reason), v->signal, unit,
+                  rate);
         break;
     case SL_CTL_RELEASE:
         sl_info("pressure: %s recovered (signal %.1f %s); no limit after "
                 "%llu cuts in all", who, v->signal, unit,
                 (unsigned long long)v->cuts);
+        sl__event(srv, "pressure", "%s recovered (signal %.0f %s)", who,
+                  v->signal, unit);
         break;
     case SL_CTL_CUT:
     case SL_CTL_RAISE:
@@ -287,7 +294,7 @@ static void on_pressure_tick(uv_timer_t *t)
             if (sl_policy_pressure_at(srv->pstate, i, &v) != 0 ||
                 v.last_event == SL_CTL_STEADY)
                 continue;
-            pressure_log(&v);
+            pressure_log(srv, &v);
             raised |= v.last_event == SL_CTL_RAISE ||
                       v.last_event == SL_CTL_RELEASE;
         }
@@ -335,6 +342,8 @@ int sl__quota_reload(sl_server *srv, const char *why)
     sl_info("policy reloaded (%s): generation %llu from %s: %s", why,
             (unsigned long long)srv->policy_generation,
             srv->cfg->policy_file, summary);
+    sl__event(srv, "policy", "policy reloaded (%s): generation %llu, %s", why,
+              (unsigned long long)srv->policy_generation, summary);
     return 0;
 }
 

@@ -14,6 +14,7 @@
 #include "sluice/server.h"
 
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -24,6 +25,18 @@
 uint64_t sl__now_ms(sl_server *srv)
 {
     return uv_now(srv->loop);
+}
+
+void sl__event(sl_server *srv, const char *kind, const char *fmt, ...)
+{
+    uv_timeval64_t tv;
+    va_list ap;
+
+    uv_gettimeofday(&tv);
+    va_start(ap, fmt);
+    sl_events_vadd(&srv->events, tv.tv_sec * 1000 + tv.tv_usec / 1000, kind,
+                   fmt, ap);
+    va_end(ap);
 }
 
 static void set_all_reading(sl_server *srv)

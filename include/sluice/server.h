@@ -14,6 +14,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "sluice/config.h"
+#include "sluice/events.h"
 #include "sluice/idem.h"
 #include "sluice/kafka.h"
 #include "sluice/metrics.h"
@@ -365,10 +366,15 @@ struct sl_server {
     sl_err_count *errors;        /* Kafka errors by connector/class/code */
     size_t errors_n;
     uint64_t start_ns;           /* uv_hrtime at start */
+    sl_events events;            /* recent, for /v1/status */
 };
 
 int sl_server_run(sl_config *cfg);
 uint64_t sl__now_ms(sl_server *srv);
+/* Records an event for the status page's timeline (sluice/events.h),
+ * stamped with the wall clock. Loop thread. */
+void sl__event(sl_server *srv, const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Memory accounting for the global budget (loop thread). */
 void sl__mem_charge(sl_server *srv, size_t n);
 void sl__mem_release(sl_server *srv, size_t n);

@@ -18,7 +18,21 @@
 "use strict";
 
 (function () {
-  const WINDOW_MS = 5 * 60 * 1000; // history kept and drawn
+  // History kept and drawn: five minutes, or ?window=90s / ?window=2m
+  // (30 s to 30 min; a demo shows its story closer up).
+  const WINDOW_MS = (function () {
+    const m = /[?&]window=(\d+)(s|m)?(?:&|$)/.exec(window.location.search);
+    if (!m) return 5 * 60 * 1000;
+    const ms = Number(m[1]) * (m[2] === "m" ? 60000 : 1000);
+    return Math.min(Math.max(ms, 30000), 30 * 60000);
+  })();
+  // Time axis ticks: every 30 s up to a three-minute window, else minutes.
+  const TICK_MS = WINDOW_MS <= 3 * 60000 ? 30000 : 60000;
+  function tickLabel(ms) {
+    if (ms === 0) return "now";
+    const s = Math.round(ms / 1000);
+    return "-" + (s < 60 ? s + "s" : Math.floor(s / 60) + "m" + (s % 60 ? (s % 60) + "s" : ""));
+  }
   const REFRESH_MS = 1000;         // pause between the end of one poll and the next
   const TIMEOUT_MS = 5000;         // a poll that takes longer is abandoned
 
@@ -48,6 +62,9 @@
   const fmtMs = (v) => (num(v) ? (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)) : "–");
   const fmtMsAxis = (v) => fmtMs(v) + " ms";
   const fmtHeld = (v) => (num(v) ? v.toFixed(0) + " ms/s" : "–");
+  // Many muted connections hold more than 10 s per second in all: the
+  // axis says "120k ms/s" rather than overflow its margin.
+  const fmtHeldAxis = (v) => (num(v) && v >= 10000 ? (v / 1000).toFixed(0) + "k ms/s" : fmtHeld(v));
 
   // ---- colors -----------------------------------------------------------
 
@@ -81,6 +98,16 @@
     previous.set(key, { t: t, v: v });
     if (!p || t <= p.t || v < p.v) return null;
     return ((v - p.v) * 1000) / (t - p.t);
+  }
+
+  // ---- events (the timeline) -------------------------------------------
+
+  // The last events from /v1/status: pressure limits, operator actions,
+  // policy reloads, annotations. Drawn as markers on every chart.
+  let timeline = [];
+  const KIND_COLORS = { pressure: "--bad-fg", operator: "--operator", policy: "--policy" };
+  function kindColor(kind) {
+    return cssVar(KIND_COLORS[kind] || "--muted") || "#777";
   }
 
   // ---- charts -----------------------------------------------------------
@@ -172,14 +199,40 @@
       }
       ctx.textAlign = "center";
       ctx.textBaseline = "top";
-      for (let m = 0; m <= WINDOW_MS / 60000; m++) {
-        const x = Math.round(X(now - m * 60000)) + 0.5;
+      for (let k = 0; k * TICK_MS <= WINDOW_MS; k++) {
+        const x = Math.round(X(now - k * TICK_MS)) + 0.5;
         ctx.beginPath();
         ctx.moveTo(x, padT);
         ctx.lineTo(x, padT + ph);
         ctx.stroke();
-        ctx.fillText(m === 0 ? "now" : "-" + m + "m", Math.min(x, padL + pw - 12), padT + ph + 4);
+        ctx.fillText(tickLabel(k * TICK_MS), Math.min(x, padL + pw - 12), padT + ph + 4);
       }
+
+      // Event markers: a dotted line at each event, its text at the top
+      // (staggered over three rows so that neighbours stay readable).
+      ctx.textAlign = "left";
+      ctx.textBaseline = "top";
+      let lane = 0;
+      let markers = 0;
+      for (const e of timeline) {
+        if (!num(e.time_ms) || e.time_ms < now - WINDOW_MS || e.time_ms > now + 1000) continue;
+        const x = Math.round(X(Math.min(e.time_ms, now))) + 0.5;
+        ctx.strokeStyle = kindColor(e.kind);
+        ctx.fillStyle = ctx.strokeStyle;
+        ctx.setLineDash([2, 3]);
+        ctx.beginPath();
+        ctx.moveTo(x, padT);
+        ctx.lineTo(x, padT + ph);
+        ctx.stroke();
+        ctx.setLineDash([]);
+        const text = String(e.text || e.kind);
+        const label = text.length > 34 ? text.slice(0, 33) + "…" : text;
+        const tw = ctx.measureText(label).width;
+        ctx.fillText(label, Math.min(x + 3, padL + pw - tw), padT + 2 + 13 * (lane % 3));
+        lane++;
+        markers++;
+      }
+      c.dataset.markers = String(markers);
 
       for (const s of this.series.values()) {
         ctx.strokeStyle = s.color;
@@ -247,7 +300,7 @@
   const charts = {
     classes: new Chart("chart-classes", "legend-classes", fmtRate, fmtRate),
     connectors: new Chart("chart-connectors", "legend-connectors", fmtRate, fmtRate),
-    throttle: new Chart("chart-throttle", "legend-throttle", fmtHeld, fmtHeld),
+    throttle: new Chart("chart-throttle", "legend-throttle", fmtHeldAxis, fmtHeld),
     brokers: new Chart("chart-brokers", "legend-brokers", fmtMsAxis, (v) => (num(v) ? fmtMs(v) + " ms" : "–")),
   };
 
@@ -346,6 +399,24 @@
     }
     $("table-connectors").tBodies[0].replaceChildren(...connRows);
     $("empty-connectors").hidden = connectors.length > 0;
+
+    // Events: the timeline, newest first in the list.
+    timeline = Array.isArray(d.events) ? d.events : [];
+    const evRows = [];
+    for (const e of timeline.slice(-12).reverse()) {
+      const li = document.createElement("li");
+      const when = document.createElement("time");
+      when.textContent = num(e.time_ms) ? new Date(e.time_ms).toLocaleTimeString() : "–";
+      const kind = document.createElement("span");
+      kind.className = "kind kind-" + String(e.kind).replace(/[^a-z]/g, "");
+      kind.textContent = String(e.kind);
+      const text = document.createElement("span");
+      text.textContent = String(e.text);
+      li.append(when, kind, text);
+      evRows.push(li);
+    }
+    $("events").replaceChildren(...evRows);
+    $("empty-events").hidden = timeline.length > 0;
 
     // Brokers.
     const brokers = Array.isArray(d.brokers) ? d.brokers : [];

@@ -232,3 +232,36 @@ def admin_status_page_chromium(env):
         shutil.rmtree(prof, ignore_errors=True)
         errs = fl.stop()
         check(not errs, "producer errors: %s" % errs[:3])
+
+
+@test(direct=False, timeout=60, sluice_args=ARGS)
+def admin_events_and_annotations(env):
+    """The timeline in /v1/status: POST /v1/annotations needs the token (401
+    without it) and a non-empty text (400); an annotation, a pause and a
+    resume appear as events, oldest first, with the wall-clock time and a
+    rising sequence number; an annotation longer than an event keeps is cut
+    at a character boundary."""
+    eq(http("POST", "/v1/annotations", json.dumps({"text": "x"}))[0], 401, "no token")
+    eq(http("POST", "/v1/annotations", json.dumps({"text": ""}), token=TOKEN)[0], 400,
+       "empty text")
+    eq(http("POST", "/v1/annotations", "not json", token=TOKEN)[0], 400, "not JSON")
+    t0 = time.time() * 1000
+    code, body = http("POST", "/v1/annotations", json.dumps({"text": "deploy 42 starts"}),
+                      token=TOKEN)
+    eq(code, 200, "annotation: %s" % body)
+    eq(http("POST", "/v1/connectors/slow/pause", "{}", token=TOKEN)[0], 200, "pause")
+    eq(http("POST", "/v1/connectors/slow/resume", "", token=TOKEN)[0], 200, "resume")
+    long_text = "\u20ac" * 300
+    eq(http("POST", "/v1/annotations", json.dumps({"text": long_text}), token=TOKEN)[0], 200,
+       "long annotation")
+    ev = json.loads(http("GET", "/v1/status")[1])["events"]
+    log("events: %s" % [(e["kind"], e["text"][:40]) for e in ev])
+    mine = [e for e in ev if e["time_ms"] >= t0 - 1000]
+    eq([(e["kind"], e["text"]) for e in mine[:3]],
+       [("annotation", "deploy 42 starts"), ("operator", "connector slow: pause"),
+        ("operator", "connector slow: resume")], "events in order")
+    check(all(a["seq"] < b["seq"] for a, b in zip(mine, mine[1:])), "sequence numbers rise")
+    check(all(abs(e["time_ms"] - time.time() * 1000) < 10000 for e in mine), "wall-clock times")
+    cut = mine[3]["text"]
+    check(0 < len(cut.encode()) < 200 and set(cut) == {"\u20ac"},
+          "a long annotation cut at a character boundary: %d bytes" % len(cut.encode()))
