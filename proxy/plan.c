@@ -126,10 +126,11 @@ static bool batch_ok(int rc, const sl_batch *b, sl_plan_part *out)
 /* A Produce v0-v2 partition holding a message set of magic 0 or 1 (not a
  * record batch, which those versions may carry too): converted to one
  * record batch v2 in a buffer of the plan's, charged to the request's
- * decompression bound, which *records then names. False with out->error
- * set. */
-static bool convert_legacy(sl_plan *pl, const sl_plan_env *env,
-                           sl_kstr *records, bool *lat, sl_plan_part *out)
+ * decompression bound, which *records then names. Returns 1 when
+ * converted, 0 for a set with no whole message (success, nothing to
+ * write, as a broker answers it), -1 with out->error set. */
+static int convert_legacy(sl_plan *pl, const sl_plan_env *env,
+                          sl_kstr *records, bool *lat, sl_plan_part *out)
 {
     size_t room = env->max_decompressed > pl->decompressed
                       ? env->max_decompressed - pl->decompressed
@@ -143,9 +144,11 @@ static bool convert_legacy(sl_plan *pl, const sl_plan_env *env,
     sl_wr_init(&w, (size_t)records->len + SL_BATCH_HEADER_SIZE);
     err = sl_msgset_to_batch((const uint8_t *)records->p,
                              (size_t)records->len, room, &w, &info);
-    if (err != 0) {
+    if (err != 0 || info.count == 0) {
         sl_wr_free(&w);
-        return refuse(out, err, info.message);
+        if (err != 0)
+            refuse(out, err, info.message);
+        return err != 0 ? -1 : 0;
     }
     buf = sl_wr_release(&w, &blen);
     pl->bufs = sl_realloc(pl->bufs, (pl->n_bufs + 1) * sizeof(*pl->bufs));
@@ -154,7 +157,7 @@ static bool convert_legacy(sl_plan *pl, const sl_plan_env *env,
     out->decompressed = blen;
     *records = (sl_kstr){(const char *)buf, (int32_t)blen};
     *lat = info.log_append_time;
-    return true;
+    return 1;
 }
 
 /* Parses and validates the record set of one partition. As a broker does:
@@ -170,14 +173,18 @@ static bool parse_batch(sl_plan *pl, const sl_plan_env *env, sl_kstr records,
     bool lat = false;
     int rc;
 
+    /* Below v3, anything but a record batch is a legacy message set; an
+     * empty or cut one means nothing to write, and success (out->error
+     * stays 0 with nothing to send). */
+    if (env->version < 3 && records.len >= 0 &&
+        (records.len <= SL_MSGSET_MAGIC_OFFSET ||
+         records.p[SL_MSGSET_MAGIC_OFFSET] < 2) &&
+        convert_legacy(pl, env, &records, &lat, out) <= 0)
+        return false;
     if (records.len <= 0) /* a null one has no pointer to read from */
         return refuse(out, SL_KERR_INVALID_RECORD,
                       "a partition of a Produce request carries exactly one "
                       "record batch; this one has none");
-    if (env->version < 3 && records.len > SL_MSGSET_MAGIC_OFFSET &&
-        records.p[SL_MSGSET_MAGIC_OFFSET] < 2 &&
-        !convert_legacy(pl, env, &records, &lat, out))
-        return false;
     r = sl_rd_init(records.p, (size_t)records.len);
     rc = sl_batch_next(&r, b);
     if (rc == 1)
@@ -210,7 +217,9 @@ static bool parse_batch(sl_plan *pl, const sl_plan_env *env, sl_kstr records,
                           "the request's batches decompress to more than "
                           "limits.max_decompressed_bytes");
         if (rc < 0)
-            return refuse(out, SL_KERR_CORRUPT_MESSAGE,
+            /* Kafka 4.1.1 fails the append with an exception of no API
+             * error: UNKNOWN_SERVER_ERROR (broker_refusals_differential). */
+            return refuse(out, SL_KERR_UNKNOWN_SERVER_ERROR,
                           "batch does not decompress");
         pl->bufs = sl_realloc(pl->bufs, (pl->n_bufs + 1) * sizeof(*pl->bufs));
         pl->bufs[pl->n_bufs++] = buf;

@@ -54,14 +54,17 @@ typedef struct sl_msgset_info {
  *    a broker stores for an up-converted magic-0 message on a CreateTime
  *    topic;
  *  - a partial message at the end of the set is dropped (a broker trims
- *    it), and a set with no whole message refused.
+ *    it); a set with no whole message (empty, or cut inside its first
+ *    message) converts to nothing: info->count 0, nothing written, and a
+ *    broker answers it with success.
  * max_out bounds what the wrapper decompresses to and what is written.
- * Returns 0, or the Kafka error a broker answers with *info->message:
- * CORRUPT_MESSAGE (a CRC, a length that disagrees with the message, data
- * that does not decompress), INVALID_RECORD (no message, mixed magics, a
- * wrapper beside other messages, a compressed or null inner set, magic 2
- * inside), UNSUPPORTED_COMPRESSION_TYPE (zstd, which needs magic 2),
- * MESSAGE_TOO_LARGE (over max_out). On an error w is left as it was. */
+ * Returns 0, or the Kafka error Kafka 3.9 answers (legacy_differential)
+ * with *info->message: CORRUPT_MESSAGE (a CRC, a length that disagrees
+ * with the message), UNKNOWN_SERVER_ERROR (data that does not
+ * decompress), INVALID_RECORD (mixed magics, a wrapper beside other
+ * messages, a compressed, empty or null inner set, magic 2 inside, zstd,
+ * which needs magic 2), MESSAGE_TOO_LARGE (over max_out). On an error w
+ * is left as it was. */
 int16_t sl_msgset_to_batch(const uint8_t *in, size_t len, size_t max_out,
                            sl_wr *w, sl_msgset_info *info);
 

@@ -185,7 +185,8 @@ static int16_t convert(const uint8_t *in, size_t len, size_t max_out,
             continue;
         }
         if (codec == SL_CODEC_ZSTD)
-            return fail(info, SL_KERR_UNSUPPORTED_COMPRESSION_TYPE,
+            /* Kafka 3.9 answers INVALID_RECORD (legacy_differential). */
+            return fail(info, SL_KERR_INVALID_RECORD,
                         "zstd needs message format v2 (Produce v7+)");
         if (codec > SL_CODEC_ZSTD)
             return fail(info, SL_KERR_CORRUPT_MESSAGE,
@@ -206,7 +207,9 @@ static int16_t convert(const uint8_t *in, size_t len, size_t max_out,
                             "the message set decompresses to more than "
                             "limits.max_decompressed_bytes");
             if (rc < 0)
-                return fail(info, SL_KERR_CORRUPT_MESSAGE,
+                /* Kafka 3.9 fails such an append with an exception of
+                 * no API error: UNKNOWN_SERVER_ERROR. */
+                return fail(info, SL_KERR_UNKNOWN_SERVER_ERROR,
                             "compressed message does not decompress");
             info->decompressed = blen;
             err = add_inner(bb, &m, buf, blen, max_out, info);
@@ -215,9 +218,8 @@ static int16_t convert(const uint8_t *in, size_t len, size_t max_out,
                 return err;
         }
     }
-    if (n == 0)
-        return fail(info, SL_KERR_INVALID_RECORD,
-                    "message set holds no whole message");
+    /* No whole message (an empty set, or one cut inside its first
+     * message): a broker appends nothing and answers success. */
     return 0;
 }
 
@@ -230,8 +232,9 @@ int16_t sl_msgset_to_batch(const uint8_t *in, size_t len, size_t max_out,
     memset(info, 0, sizeof(*info));
     sl_batch_builder_init(&bb, -1);
     err = convert(in, len, max_out, &bb, info);
-    if (err == 0 && sl_batch_builder_finish(&bb, w, SL_CODEC_NONE, false,
-                                            -1, -1, -1) != 0)
+    if (err == 0 && info->count > 0 &&
+        sl_batch_builder_finish(&bb, w, SL_CODEC_NONE, false, -1, -1, -1) !=
+            0)
         err = fail(info, SL_KERR_MESSAGE_TOO_LARGE,
                    "the message set converts to a batch over 2 GiB");
     sl_batch_builder_free(&bb);

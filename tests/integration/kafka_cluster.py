@@ -51,6 +51,18 @@ logger.raft.name=org.apache.kafka.raft
 logger.raft.level=WARN
 """
 
+# Kafka 3.x logs through reload4j (log4j 1.2 properties).
+LOG4J1 = """\
+log4j.rootLogger=WARN, stderr
+log4j.appender.stderr=org.apache.log4j.ConsoleAppender
+log4j.appender.stderr.Target=System.err
+log4j.appender.stderr.layout=org.apache.log4j.PatternLayout
+log4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka.server=INFO
+"""
+# version -> (folder of the fetched jars, logging configuration)
+VERSIONS = {"4.1.1": ("broker", LOG4J2), "3.9.1": ("broker39", LOG4J1)}
+
 
 class ClusterError(Exception):
     pass
@@ -220,8 +232,7 @@ class Node:
 
     def format(self, cluster_id):
         self.write_config()
-        cmd = java_cmd(256) + ["-cp", self.cluster.classpath,
-                               "-Dlog4j2.configurationFile=" + self.cluster.log4j,
+        cmd = java_cmd(256) + ["-cp", self.cluster.classpath, self.cluster.log_opt,
                                "kafka.tools.StorageTool", "format", "-t", cluster_id,
                                "-c", self.props, "--ignore-formatted"]
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
@@ -237,8 +248,7 @@ class Node:
         log.flush()
         prefix = self.cluster.netns.prefix() if self.cluster.netns else []
         cmd = prefix + java_cmd(self.cluster.heap_mb) + [
-            "-cp", self.cluster.classpath,
-            "-Dlog4j2.configurationFile=" + self.cluster.log4j,
+            "-cp", self.cluster.classpath, self.cluster.log_opt,
             "kafka.Kafka", self.props]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                      start_new_session=True)
@@ -275,7 +285,7 @@ class Node:
 
 class KafkaCluster:
     def __init__(self, root=None, nodes=1, heap_mb=384, extra_props=None, name="kafka",
-                 netns=None, base_port=None):
+                 netns=None, base_port=None, version="4.1.1"):
         self.name = name
         self.base_port = base_port  # node N listens on base_port + N - 1 (None: free ports)
         self.netns = netns  # NetNS (created) or None: every node in it
@@ -284,8 +294,15 @@ class KafkaCluster:
         self.heap_mb = heap_mb
         self.extra_props = dict(extra_props or {})
         self.cache = jar_cache()
-        self.classpath = os.path.join(self.cache, "broker", "*")
-        self.log4j = os.path.join(self.root, "log4j2.properties")
+        self.version = version
+        jars, self.log_config = VERSIONS[version]
+        self.classpath = os.path.join(self.cache, jars, "*")
+        if self.log_config is LOG4J2:
+            self.log4j = os.path.join(self.root, "log4j2.properties")
+            self.log_opt = "-Dlog4j2.configurationFile=" + self.log4j
+        else:
+            self.log4j = os.path.join(self.root, "log4j.properties")
+            self.log_opt = "-Dlog4j.configuration=file:" + self.log4j
         self.nodes = [Node(self, i + 1) for i in range(nodes)]
         self.started = False
 
@@ -302,9 +319,9 @@ class KafkaCluster:
     def start(self, timeout=120):
         os.makedirs(self.root, exist_ok=True)
         with open(self.log4j, "w") as f:
-            f.write(LOG4J2)
+            f.write(self.log_config)
         cluster_id = subprocess.run(
-            java_cmd(128) + ["-cp", self.classpath, "-Dlog4j2.configurationFile=" + self.log4j,
+            java_cmd(128) + ["-cp", self.classpath, self.log_opt,
                              "kafka.tools.StorageTool", "random-uuid"],
             capture_output=True, text=True, timeout=60).stdout.strip().splitlines()[-1]
         for n in self.nodes:
@@ -425,7 +442,7 @@ class KafkaCluster:
     # --- Kafka's own tools -------------------------------------------------
 
     def tool(self, cls, *args, timeout=120, input=None):
-        cmd = java_cmd(256) + ["-cp", self.classpath, "-Dlog4j2.configurationFile=" + self.log4j,
+        cmd = java_cmd(256) + ["-cp", self.classpath, self.log_opt,
                                cls] + list(args)
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input)
         if p.returncode != 0:

@@ -668,6 +668,9 @@ def test_broker_refusals_differential(env):
                                                        max_timestamp=-1)),
         ("LogAppendTime, ts now", 7, kwire.record_batch([kwire.Record(b"k", b"lat2")],
                                                         attributes_extra=0x08)),
+        # A compressed batch whose payload does not decompress:
+        ("gzip that is not gzip", 7, kwire.record_batch([kwire.Record(b"k", b"z")], codec=1,
+                                                        payload=b"not gzip at all")),
         ("one batch, v3", 3, batch(b"e")),
         ("one batch, v9", 9, batch(b"f")),
     ]

@@ -17,12 +17,13 @@ timestamp -1, as a Kafka 3.x broker stores an up-converted one).
 """
 
 import logging
+import os
 import socket
 import time
 
 import extclients
 import kwire
-from harness import Rec, check, eq, log, make_records, register, verify_upstream
+from harness import Rec, check, eq, log, make_records, read_upstream, register, verify_upstream
 from tests_clients import BOTH, PARTITIONS, seed_of
 
 NONE, GZIP, SNAPPY, LZ4 = 0, 1, 2, 3
@@ -100,12 +101,14 @@ register("legacy_kwire_produce", test_legacy_kwire_produce, direct=False, upstre
 
 
 def test_legacy_refusals(env):
-    """What a broker answered old producers, each on a connection that goes
-    on working: a bad CRC (CORRUPT_MESSAGE), a bad inner CRC, mixed magics,
-    a wrapper inside a wrapper and a wrapper beside another message
-    (INVALID_RECORD), a wrapper whose value does not decompress
-    (CORRUPT_MESSAGE); nothing of them is written. acks=0 with an error
-    closes the connection, as a broker does."""
+    """What a broker answered old producers (Kafka 3.9.1's answers, see
+    legacy_differential), each on a connection that goes on working: a bad
+    CRC (CORRUPT_MESSAGE), a bad inner CRC, mixed magics, a wrapper inside
+    a wrapper and a wrapper beside another message (INVALID_RECORD), a
+    wrapper whose value does not decompress (UNKNOWN_SERVER_ERROR), a set
+    cut inside its only message (success, nothing written); nothing of
+    them is written. acks=0 with an error closes the connection, as a
+    broker does."""
     topic = env.topic("legacy-bad", 1)
     inner = kwire.message(1, b"k", b"a", 1, offset=0) + kwire.message(1, b"k", b"b", 2, offset=1)
     cases = [
@@ -116,8 +119,8 @@ def test_legacy_refusals(env):
         ("nested wrapper", 2, kwire.wrapper(1, GZIP, kwire.wrapper(1, GZIP, inner, 3), 3), 87),
         ("wrapper and message", 1, kwire.wrapper(0, GZIP, kwire.message(0, b"k", b"a")) +
          kwire.message(0, b"k", b"b"), 87),
-        ("not gzip", 0, kwire.message(0, None, b"not gzip at all", attributes=GZIP), 2),
-        ("no whole message", 2, kwire.message(1, b"k", b"v", 5)[:-1], 87),
+        ("not gzip", 0, kwire.message(0, None, b"not gzip at all", attributes=GZIP), -1),
+        ("no whole message", 2, kwire.message(1, b"k", b"v", 5)[:-1], 0),
     ]
     with kwire.Conn(env.bootstrap, timeout=30) as c:
         c.metadata([topic], version=0)
@@ -293,3 +296,114 @@ for _acks, _codec in (("all", "none"), ("all", "gzip"), ("all", "snappy"), ("all
                       ("1", "lz4")):
     register("java010_acks%s_%s" % (_acks, _codec), make_java010_test(_acks, _codec),
              direct=False, upstreams=BOTH)
+
+
+# ---------------------------------------------------------------------------
+# The reference: Kafka 3.9, the last broker that serves Produce v0-v2
+
+_ref = {}
+
+
+def reference_broker():
+    """One node of Apache Kafka 3.9.1 (tests/kafka/pom.xml, broker39),
+    started on first use and shared by the tests of this run."""
+    if "cluster" not in _ref:
+        import atexit
+        import kafka_cluster
+        c = kafka_cluster.KafkaCluster(nodes=1, version="3.9.1", name="kafka39")
+        t0 = time.monotonic()
+        c.start()
+        log("reference: Apache Kafka 3.9.1 at %s, started in %.1fs"
+            % (c.bootstrap, time.monotonic() - t0))
+        atexit.register(c.stop)
+        _ref["cluster"] = c
+    return _ref["cluster"]
+
+
+def _differential_cases():
+    """(what, request version, records): every accepted dialect and every
+    refusal of the legacy formats."""
+    import zstandard
+    ts = 1700000000000
+    m1 = [kwire.message(1, b"k%d" % i, b"v%d" % i, ts + i, offset=i) for i in range(3)]
+    m0 = [kwire.message(0, b"k%d" % i, b"v%d" % i) for i in range(3)]
+    inner1, inner0 = b"".join(m1), b"".join(m0)
+    cases = []
+    for n, (ver, magic, codec, xerial, relative) in enumerate(CASES):
+        data, _ = _set(magic, codec, b"d%d" % n, ts + 100 * n, xerial, relative)
+        cases.append(("v%d magic %d codec %d%s%s" % (ver, magic, codec, "" if xerial else " raw",
+                                                    "" if relative else " absolute"), ver, data))
+    cases += [
+        ("magic 1 without a timestamp (-1)", 2, kwire.message(1, b"k", b"no-ts", -1)),
+        ("magic 1 flagged LogAppendTime", 2,
+         kwire.message(1, b"k", b"lat", ts, attributes=kwire.MSG_ATTR_LOG_APPEND_TIME)),
+        ("magic 1 flagged LogAppendTime, ts -1", 2,
+         kwire.message(1, b"k", b"lat-1", -1, attributes=kwire.MSG_ATTR_LOG_APPEND_TIME)),
+        ("wrapper flagged LogAppendTime", 2,
+         kwire.wrapper(1, GZIP, inner1, ts + 50, attributes=kwire.MSG_ATTR_LOG_APPEND_TIME)),
+        ("partial message after two", 2, inner1[:-4]),
+        ("v2 with a record batch", 2, kwire.record_batch([kwire.Record(b"k", b"batch-in-v2")])),
+        ("v0 with a record batch", 0, kwire.record_batch([kwire.Record(b"k", b"batch-in-v0")])),
+        ("bad CRC", 2, kwire.message(1, b"k", b"v", ts, bad_crc=True)),
+        ("bad inner CRC", 2, kwire.wrapper(1, GZIP, kwire.message(1, b"k", b"v", ts,
+                                                                   bad_crc=True), ts)),
+        ("mixed magics", 2, m0[0] + m1[1]),
+        ("nested wrapper", 2, kwire.wrapper(1, GZIP, kwire.wrapper(1, GZIP, inner1, ts), ts)),
+        ("wrapper then message", 1, kwire.wrapper(0, GZIP, inner0) + m0[0]),
+        ("message then wrapper", 1, m0[0] + kwire.wrapper(0, GZIP, inner0)),
+        ("inner magic differs", 2, kwire.wrapper(1, GZIP, inner0, ts)),
+        ("not gzip", 0, kwire.message(0, None, b"not gzip at all", attributes=GZIP)),
+        ("wrapper with a null value", 2, kwire.message(1, None, None, ts, attributes=GZIP)),
+        ("zstd wrapper, magic 1", 2, kwire.message(1, None, b"\x28\xb5\x2f\xfd", ts,
+                                                   attributes=4)),
+        ("zstd wrapper, magic 1, real zstd", 2,
+         kwire.message(1, None, zstandard.ZstdCompressor().compress(inner1), ts,
+                       attributes=4)),
+        ("lz4 magic 1, Kafka 0.8 checksum", 2,
+         kwire.message(1, None, kwire.legacy_compress(3, inner1, magic=0), ts, attributes=3)),
+        ("empty set", 2, b""),
+        ("empty set, v0", 0, b""),
+        ("no whole message", 2, m1[0][:-1]),
+    ]
+    return cases
+
+
+def test_legacy_differential(env):
+    """Issue 15: the legacy formats answered and stored as the reference
+    answers and stores them. Every case goes to Apache Kafka 3.9.1 (the
+    last broker serving Produce v0-v2) directly, and through Sluice to the
+    suite's Kafka 4.1.1, each on a fresh one-partition topic; the error
+    codes must match, and where both accept, the base offset answered and
+    what the partition holds (key, value, timestamp)."""
+    ref = reference_broker()
+    diffs = []
+    for what, ver, data in _differential_cases():
+        t_ref = "legacy-ref-%d-%04x" % (int(time.time() * 1000) % 10 ** 8,
+                                        int.from_bytes(os.urandom(2), "big"))
+        ref.create_topic(t_ref, 1)
+        t_sl = env.topic("diff", 1)
+        got, offs = [], []
+        for addr, topic in ((ref.bootstrap, t_ref), (env.bootstrap, t_sl)):
+            with kwire.Conn(addr, timeout=30) as c:
+                c.metadata([topic], version=0)
+                a = c.produce(topic, 0, data, version=ver)
+                got.append(a["error_code"])
+                offs.append(a["base_offset"])
+        held = ["", ""]
+        if got[0] == 0 and got[1] == 0 and offs[0] != offs[1]:
+            diffs.append("%s: base offset: reference %d, sluice %d" % (what, offs[0], offs[1]))
+        if got[0] == 0 and got[1] == 0:
+            recs = [read_upstream(b, t, 1)[0] for b, t in ((ref.bootstrap, t_ref),
+                                                           (env.upstream, t_sl))]
+            held = [[(r.key, r.value, r.timestamp) for r in rs] for rs in recs]
+        log("%-38s v%d  reference %3d  sluice %3d%s" % (what, ver, got[0], got[1],
+                                                       "" if held[0] == held[1] else "  HELD DIFFERS"))
+        if got[0] != got[1]:
+            diffs.append("%s: reference %d, sluice %d" % (what, got[0], got[1]))
+        elif held[0] != held[1]:
+            diffs.append("%s: reference holds %r, sluice %r" % (what, held[0][:3], held[1][:3]))
+    check(not diffs, "%d differences from Kafka 3.9.1:\n  %s" % (len(diffs), "\n  ".join(diffs)))
+
+
+register("legacy_differential", test_legacy_differential, direct=False, upstreams=("kafka",),
+         timeout=300)

@@ -4,12 +4,12 @@
 # nothing when the jars are already there. Needs java and mvn (Debian's
 # default-jdk-headless and maven; deploy/setup-deps.sh installs them).
 #
-#   tests/kafka/fetch.sh   ->  $SLUICE_TEST_CACHE/kafka-<version>/{broker,clients4,clients3,clients010}
+#   tests/kafka/fetch.sh   ->  $SLUICE_TEST_CACHE/kafka-<version>/{broker,broker39,clients4,clients3,clients010}
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")
 cache="${SLUICE_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sluice-test}/kafka-$version"
-for profile in broker clients4 clients3 clients010; do
+for profile in broker broker39 clients4 clients3 clients010; do
   dir="$cache/$profile"
   [ -f "$dir/.complete" ] && continue
   rm -rf "$dir.tmp"

@@ -101,6 +101,21 @@ static void test_requests_a_broker_rejects(void)
     ASSERT_TRUE(out.send);
     ASSERT_EQ(out.batch.records_count, 2);
     ASSERT_TRUE(out.decompressed > 0);
+    /* a compressed batch that does not decompress: Kafka 4.1.1 answers
+     * UNKNOWN_SERVER_ERROR (was CORRUPT_MESSAGE) */
+    {
+        sl_wr gz;
+        sl_kstr g = batch(&gz, 3, SL_CODEC_GZIP, -1, -1, -1, 0);
+        memset(gz.buf + SL_BATCH_HEADER_SIZE, 'x',
+               (size_t)g.len - SL_BATCH_HEADER_SIZE);
+        sl_wr_put_u32_at(gz.buf + SL_BATCH_CRC_OFFSET - 4,
+                         sl_crc32c(0, gz.buf + SL_BATCH_CRC_OFFSET,
+                                   (size_t)g.len - SL_BATCH_CRC_OFFSET));
+        plan1(&pl, &env, g, &out);
+        ASSERT_EQ(out.error, SL_KERR_UNKNOWN_SERVER_ERROR);
+        ASSERT_TRUE(!out.send);
+        sl_wr_free(&gz);
+    }
     /* a bad CRC */
     memcpy(bad, one.p, (size_t)one.len);
     bad[one.len - 1] ^= 1;
