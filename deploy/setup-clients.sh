@@ -6,6 +6,7 @@
 #
 #   franz-go   tests/go (go.mod, go.sum)      -> $CACHE/go-build/franz-produce
 #   sarama     tests/go (go.mod, go.sum)      -> $CACHE/go-build/sarama-produce
+#   kafka-go   tests/go (go.mod, go.sum)      -> $CACHE/go-build/kafkago-produce
 #   confluent-kafka 2.x, aiokafka, kafka-python 3.x -> $CACHE/venv (tests/py/requirements.txt)
 #
 # CACHE is ${SLUICE_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sluice-test}.
@@ -77,8 +78,8 @@ have=$(go env GOVERSION 2>/dev/null | sed -n 's/^go\([0-9][0-9.]*\).*/\1/p')
 if [ -z "$have" ] || [ "$(printf '%s\n%s\n' "$need" "$have" | sort -V | head -n1)" != "$need" ]; then
   die "tests/go needs Go >= $need (franz-go), but $(command -v go) is ${have:-unknown}; put a newer go first on PATH (a go >= 1.21 can also fetch one from the Go module proxy: export GOTOOLCHAIN=go$need)"
 fi
-# --- Go drivers: franz-go, sarama --------------------------------------------
-for drv in produce:franz-produce sarama:sarama-produce; do
+# --- Go drivers: franz-go, sarama, kafka-go --------------------------------------------
+for drv in produce:franz-produce sarama:sarama-produce kafkago:kafkago-produce; do
   src=${drv%%:*}
   bin="$GOOUT/${drv#*:}"
   if [ ! -x "$bin" ] || [ -n "$(find tests/go -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) -newer "$bin" -print -quit)" ]; then

@@ -109,3 +109,50 @@ void sl_log_write(int level, const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "%s\n", line);
 }
+
+bool sl_ratelimit_take(sl_ratelimit *rl, int64_t now_ms, uint64_t *suppressed)
+{
+    if (rl->last_ms == 0) {
+        rl->tokens = rl->burst;
+    } else if (now_ms > rl->last_ms) {
+        rl->tokens += (double)(now_ms - rl->last_ms) * rl->rate / 1000.0;
+        if (rl->tokens > rl->burst)
+            rl->tokens = rl->burst;
+    }
+    if (now_ms > rl->last_ms)
+        rl->last_ms = now_ms;
+    if (rl->tokens < 1.0) {
+        rl->suppressed++;
+        return false;
+    }
+    rl->tokens -= 1.0;
+    if (suppressed != NULL)
+        *suppressed = rl->suppressed;
+    rl->suppressed = 0;
+    return true;
+}
+
+sl_ratelimit sl_client_warn_limit = {.rate = 10, .burst = 20};
+
+void sl_warn_client_write(const char *fmt, ...)
+{
+    char line[1536];
+    struct timespec ts;
+    uint64_t dropped = 0;
+    va_list ap;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    if (!sl_ratelimit_take(&sl_client_warn_limit,
+                           (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 1,
+                           &dropped))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (dropped > 0)
+        sl_log_write(SL_LOG_WARN, "%s (and %llu similar client warnings "
+                                  "suppressed before it)",
+                     line, (unsigned long long)dropped);
+    else
+        sl_log_write(SL_LOG_WARN, "%s", line);
+}

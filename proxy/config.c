@@ -139,6 +139,16 @@ static const cfg_key keys[] = {
      .help = "Milliseconds after the last successful refresh that cached "
              "metadata still counts as fresh."},
 
+    {.name = "metadata.list_max_age_ms", .type = T_INT,
+     .off = OFF(metadata_list_max_age_ms), .def_int = 0, .min = 0,
+     .max = 3600000,
+     .help = "An all-topics Metadata request is answered from a listing "
+             "at most this old, else the cluster is listed again (one "
+             "upstream call shared by the requests that wait for it). 0: "
+             "always listed again, so that a topic created a moment ago is "
+             "listed, as a broker lists it (kafka-go writes only to topics "
+             "its all-topics Metadata lists)."},
+
     {.name = "limits.max_request_bytes", .type = T_INT,
      .off = OFF(max_request_bytes), .def_int = 104857600, .min = 1024,
      .max = 1073741824, .flags = KF_BYTES,
@@ -177,6 +187,34 @@ static const cfg_key keys[] = {
              "kept (about 500 bytes each, counted in "
              "limits.memory_budget_bytes); past it the least recently used "
              "idle one is forgotten and starts afresh, as after a restart."},
+
+    {.name = "limits.connections_max_idle_ms", .type = T_INT,
+     .off = OFF(connections_max_idle_ms), .def_int = 600000, .min = 0,
+     .max = 86400000,
+     .help = "A connection with nothing in flight that sends nothing for "
+             "this long is closed, as a broker does "
+             "(connections.max.idle.ms); 0: never."},
+    {.name = "limits.request_read_timeout_ms", .type = T_INT,
+     .off = OFF(request_read_timeout_ms), .def_int = 30000, .min = 0,
+     .max = 3600000,
+     .help = "A request whose first bytes arrived must arrive whole within "
+             "this long (counted while Sluice reads the socket), or the "
+             "connection is closed: a client that sends half a request, or "
+             "one byte a second, cannot hold a connection forever. 0: no "
+             "limit."},
+    {.name = "limits.max_connections_per_ip", .type = T_INT,
+     .off = OFF(max_connections_per_ip), .def_int = 0, .min = 0,
+     .max = 1000000,
+     .help = "Client connections from one address at once; a new one past "
+             "it is closed at once, as a broker does "
+             "(max.connections.per.ip). 0: no per-address limit."},
+    {.name = "limits.max_connections_per_ip_overrides", .type = T_STRING,
+     .off = OFF(max_connections_per_ip_overrides), .def_str = NULL,
+     .flags = KF_NULLABLE,
+     .help = "Per-address limits that replace limits.max_connections_per_ip"
+             ": \"ip:count,...\" (addresses, not host names; count 0 "
+             "refuses the address), as Kafka's "
+             "max.connections.per.ip.overrides."},
 
     {.name = "shutdown_timeout_ms", .type = T_INT,
      .off = OFF(shutdown_timeout_ms), .def_int = 10000, .min = 0,

@@ -293,6 +293,7 @@ static void consume(sl_conn *c, const uint8_t *p, size_t n, sl_slab *slab)
                 n -= (size_t)size;
                 slab->refs++;
                 slab->framed += (size_t)size;
+                c->frame_start_ms = 0;
                 dispatch(c, (uint8_t *)f, (size_t)size, slab);
                 continue;
             }
@@ -313,6 +314,7 @@ static void consume(sl_conn *c, const uint8_t *p, size_t n, sl_slab *slab)
             size_t len = c->frame_len;
             c->frame = NULL;
             c->frame_len = c->frame_got = 0;
+            c->frame_start_ms = 0;
             dispatch(c, frame, len, NULL);
         }
     }
@@ -328,6 +330,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0)
         return;
+    c->last_rx_ms = sl__now_ms(c->srv);
     {
         sl_server *srv = c->srv;
         sl_slab *slab = srv->rslab != NULL &&
@@ -350,6 +353,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             slab_unref(srv, slab);
         }
     }
+    /* A request begun and not finished: its clock runs from now. */
+    if (!c->closing && (c->frame != NULL || c->size_got > 0) &&
+        c->frame_start_ms == 0)
+        c->frame_start_ms = c->last_rx_ms;
 }
 
 void sl__conn_update_reading(sl_conn *c)
@@ -362,8 +369,14 @@ void sl__conn_update_reading(sl_conn *c)
                 c->inflight_bytes < (size_t)cfg->max_inflight_bytes;
 
     if (want && !c->reading) {
-        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) {
+            /* While Sluice did not read, the client could not send: the
+             * idle and request clocks start again. */
             c->reading = true;
+            c->last_rx_ms = sl__now_ms(srv);
+            if (c->frame_start_ms != 0)
+                c->frame_start_ms = c->last_rx_ms;
+        }
     } else if (!want && c->reading) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = false;
@@ -385,7 +398,7 @@ void sl__conn_accept(sl_server *srv, sl_listener *l)
     c->broker = l->broker;
     rc = uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&c->tcp);
     if (rc < 0) {
-        sl_warn("accept: %s", uv_strerror(rc));
+        sl_warn_client("accept: %s", uv_strerror(rc));
         uv_close((uv_handle_t *)&c->tcp, on_close);
         c->closing = true;
         return;
@@ -407,7 +420,31 @@ void sl__conn_accept(sl_server *srv, sl_listener *l)
             port = ntohs(a->sin6_port);
         }
         snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, port);
+        if (sl_ipaddr_from_sockaddr(&ss, &c->ip)) {
+            uint32_t limit = sl_iplimits_for(
+                &srv->iplimits, &c->ip,
+                srv->cfg->max_connections_per_ip > 0
+                    ? (uint32_t)srv->cfg->max_connections_per_ip
+                    : UINT32_MAX);
+            uint32_t have = sl_ipcount_get(srv->ipcount, &c->ip);
+            if (have >= limit) {
+                /* As a broker: the new connection is closed at once. */
+                sl_warn_client("connection from %s refused: %u from this "
+                               "address already "
+                               "(limits.max_connections_per_ip%s: %u)",
+                               c->peer, have,
+                               srv->iplimits.n ? " or its overrides" : "",
+                               limit);
+                c->closing = true;
+                c->id = 0; /* not in the server's list: on_close skips it */
+                uv_close((uv_handle_t *)&c->tcp, on_close);
+                return;
+            }
+            sl_ipcount_inc(srv->ipcount, &c->ip);
+            c->ip_counted = true;
+        }
     }
+    c->last_rx_ms = sl__now_ms(srv);
     c->next = srv->conns;
     if (srv->conns)
         srv->conns->prev = c;
@@ -440,6 +477,8 @@ static void on_close(uv_handle_t *h)
         if (*pp)
             *pp = c->dirty_next;
     }
+    if (c->ip_counted)
+        sl_ipcount_dec(srv->ipcount, &c->ip);
     drop_output(c);
     sl_free(c->frame);
     sl_free(c->out_data);
@@ -471,8 +510,8 @@ void sl__conn_close(sl_conn *c, const char *why)
         return;
     c->closing = true;
     if (why != NULL)
-        sl_warn("conn %llu %s (client.id \"%s\"): closing: %s",
-                (unsigned long long)c->id, c->peer, c->client_id, why);
+        sl_warn_client("conn %llu %s (client.id \"%s\"): closing: %s",
+                       (unsigned long long)c->id, c->peer, c->client_id, why);
     else
         sl_debug("conn %llu %s closed by peer", (unsigned long long)c->id,
                  c->peer);
@@ -496,6 +535,43 @@ void sl__conn_close(sl_conn *c, const char *why)
     c->inflight_reqs = 0;
     c->inflight_bytes = 0;
     uv_close((uv_handle_t *)&c->tcp, on_close);
+}
+
+void sl__conn_sweep(sl_server *srv, uint64_t now_ms)
+{
+    const sl_config *cfg = srv->cfg;
+    sl_conn *c, *next;
+    char why[160];
+
+    for (c = srv->conns; c; c = next) {
+        next = c->next;
+        if (c->closing || !c->reading)
+            continue;
+        if (cfg->request_read_timeout_ms > 0 && c->frame_start_ms != 0 &&
+            now_ms - c->frame_start_ms >
+                (uint64_t)cfg->request_read_timeout_ms) {
+            snprintf(why, sizeof(why),
+                     "a request of %zu bytes has been arriving for more "
+                     "than %lld ms (%zu received; "
+                     "limits.request_read_timeout_ms)",
+                     c->frame ? c->frame_len : 0,
+                     (long long)cfg->request_read_timeout_ms,
+                     c->frame ? c->frame_got : c->size_got);
+            sl__conn_close(c, why);
+        } else if (cfg->connections_max_idle_ms > 0 &&
+                   c->frame_start_ms == 0 && c->q_head == NULL &&
+                   c->inflight_reqs == 0 && c->writes_pending == 0 &&
+                   now_ms - c->last_rx_ms >
+                       (uint64_t)cfg->connections_max_idle_ms) {
+            /* A broker closes idle connections without a word; clients
+             * reconnect when they next need one. */
+            sl_debug("conn %llu %s (client.id \"%s\"): idle for %llu ms "
+                     "(limits.connections_max_idle_ms): closing",
+                     (unsigned long long)c->id, c->peer, c->client_id,
+                     (unsigned long long)(now_ms - c->last_rx_ms));
+            sl__conn_close(c, NULL);
+        }
+    }
 }
 
 /* ---- dispatch ------------------------------------------------------------- */
@@ -533,9 +609,10 @@ static void answer_apiversions(sl_req *req)
             (ver >= 3 &&
              (!sl_kafka_software_name_valid(body.client_software_name) ||
               !sl_kafka_software_name_valid(body.client_software_version)))) {
-            sl_warn("conn %llu %s: ApiVersions v%d with an invalid body or "
-                    "client software name: INVALID_REQUEST",
-                    (unsigned long long)req->conn->id, req->conn->peer, ver);
+            sl_warn_client(
+                "conn %llu %s: ApiVersions v%d with an invalid body or "
+                "client software name: INVALID_REQUEST",
+                (unsigned long long)req->conn->id, req->conn->peer, ver);
             resp.error_code = SL_KERR_INVALID_REQUEST;
             resp.n_apis = 0;
         }
@@ -562,18 +639,20 @@ static void answer_init_producer_id(sl_server *srv, sl_req *req)
 
     if (sl_kafka_InitProducerIdRequest_decode(&r, ver, &body) != 0) {
         req->close_after = true;
-        sl_warn("conn %llu %s: malformed InitProducerId v%d",
-                (unsigned long long)req->conn->id, req->conn->peer, ver);
+        sl_warn_client(
+            "conn %llu %s: malformed InitProducerId v%d",
+            (unsigned long long)req->conn->id, req->conn->peer, ver);
         sl__req_answer(req, NULL, 0);
         return;
     }
     if (body.transactional_id.len >= 0) {
-        sl_warn("conn %llu %s (client.id \"%s\"): InitProducerId for "
-                "transactional.id \"%.*s\": Sluice does not serve "
-                "transactions; answered TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
-                (unsigned long long)req->conn->id, req->conn->peer,
-                req->conn->client_id, (int)body.transactional_id.len,
-                body.transactional_id.p);
+        sl_warn_client(
+            "conn %llu %s (client.id \"%s\"): InitProducerId for "
+            "transactional.id \"%.*s\": Sluice does not serve "
+            "transactions; answered TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
+            (unsigned long long)req->conn->id, req->conn->peer,
+            req->conn->client_id, (int)body.transactional_id.len,
+            body.transactional_id.p);
         resp.error_code = SL_KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
     } else {
         /* v3+ may name an id and epoch (KIP-360); a broker ignores them
@@ -609,12 +688,13 @@ static void answer_unserved(sl_conn *c, sl_req *req, const sl_kafka_api *api)
         sl_kafka_error_response_encode(&w, req->hdr.api_key,
                                        req->hdr.api_version, err) != 0) {
         sl_wr_free(&w);
-        sl_warn("conn %llu %s (client.id \"%s\"): %s v%d is not served by "
-                "Sluice (a produce proxy: ApiVersions, Metadata, Produce, "
-                "InitProducerId) and that version has no top-level error "
-                "field to say so; disconnecting",
-                (unsigned long long)c->id, c->peer, c->client_id, api->name,
-                req->hdr.api_version);
+        sl_warn_client(
+            "conn %llu %s (client.id \"%s\"): %s v%d is not served by "
+            "Sluice (a produce proxy: ApiVersions, Metadata, Produce, "
+            "InitProducerId) and that version has no top-level error "
+            "field to say so; disconnecting",
+            (unsigned long long)c->id, c->peer, c->client_id, api->name,
+            req->hdr.api_version);
         req->close_after = true;
         sl__req_answer(req, NULL, 0);
         return;
@@ -655,10 +735,11 @@ static void answer_find_coordinator(sl_conn *c, sl_req *req)
     uint8_t *buf;
 
     if (sl_kafka_FindCoordinatorRequest_decode(&r, ver, &body) != 0) {
-        sl_warn("conn %llu %s (client.id \"%s\"): malformed FindCoordinator "
-                "v%d (or more than %d keys); disconnecting",
-                (unsigned long long)c->id, c->peer, c->client_id, ver,
-                SL_KAFKA_FIND_COORDINATOR_MAX_KEYS);
+        sl_warn_client(
+            "conn %llu %s (client.id \"%s\"): malformed FindCoordinator "
+            "v%d (or more than %d keys); disconnecting",
+            (unsigned long long)c->id, c->peer, c->client_id, ver,
+            SL_KAFKA_FIND_COORDINATOR_MAX_KEYS);
         req->close_after = true;
         sl__req_answer(req, NULL, 0);
         return;
@@ -772,10 +853,10 @@ static void dispatch(sl_conn *c, uint8_t *frame, size_t len, sl_slab *slab)
     }
 
 bad_version_queued:
-    sl_warn("conn %llu %s (client.id \"%s\"): %s v%d is outside the "
-            "advertised range %d..%d; disconnecting",
-            (unsigned long long)c->id, c->peer, c->client_id, api->name,
-            req->hdr.api_version, api->min_version, api->max_version);
+    sl_warn_client("conn %llu %s (client.id \"%s\"): %s v%d is outside the "
+                   "advertised range %d..%d; disconnecting",
+                   (unsigned long long)c->id, c->peer, c->client_id, api->name,
+                   req->hdr.api_version, api->min_version, api->max_version);
     req->close_after = true;
     sl__req_answer(req, NULL, 0);
 }

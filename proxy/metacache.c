@@ -32,6 +32,13 @@ struct sl_metacache {
     char *cluster_id;
     uint64_t full_refresh_ms; /* last successful all-topics refresh */
     bool full_inflight;
+    /* Requests waiting for the listing in flight (see
+     * sl__metacache_list): called, and forgotten, when it completes. */
+    struct list_waiter {
+        sl_metacache_cb cb;
+        void *arg;
+    } *waiters;
+    size_t n_waiters;
     bool stopped;
     size_t jobs; /* lookups on the pool */
 };
@@ -83,6 +90,7 @@ void sl__metacache_free(sl_metacache *mc)
 {
     if (mc == NULL)
         return;
+    sl_free(mc->waiters); /* empty: every listing completed before this */
     for (size_t b = 0; b < mc->n_buckets; b++) {
         tnode *n = mc->buckets[b], *next;
         for (; n; n = next) {
@@ -404,6 +412,16 @@ static void job_done(uv_work_t *w, int status)
     sl_free(j->names);
     if (j->cb)
         j->cb(mc->srv, j->arg);
+    if (j->all && mc->n_waiters > 0) {
+        /* Taken first: a callback may start the next listing. */
+        struct list_waiter *w = mc->waiters;
+        size_t n = mc->n_waiters;
+        mc->waiters = NULL;
+        mc->n_waiters = 0;
+        for (size_t i = 0; i < n; i++)
+            w[i].cb(mc->srv, w[i].arg);
+        sl_free(w);
+    }
     sl_free(j);
     sl__server_maybe_finish(mc->srv);
 }
@@ -441,6 +459,16 @@ void sl__metacache_lookup(sl_metacache *mc, char **names, size_t n,
 static int32_t cfg_broker_of(const sl_topic *t)
 {
     return t->n_partitions > 0 && t->leaders ? t->leaders[0] : -1;
+}
+
+void sl__metacache_list(sl_metacache *mc, sl_metacache_cb cb, void *arg)
+{
+    mc->waiters = sl_realloc(mc->waiters,
+                             (mc->n_waiters + 1) * sizeof(*mc->waiters));
+    mc->waiters[mc->n_waiters].cb = cb;
+    mc->waiters[mc->n_waiters++].arg = arg;
+    if (!mc->full_inflight)
+        sl__metacache_lookup(mc, NULL, 0, false, NULL, NULL);
 }
 
 void sl__metacache_refresh_now(sl_metacache *mc)
@@ -711,13 +739,25 @@ void sl__metadata_handle(sl_server *srv, sl_req *req)
     }
     want_all = body.n_topics < 0 || (ver == 0 && body.n_topics == 0);
     if (want_all) {
+        /* A broker lists the topics it knows now, a topic created a
+         * moment ago included (kafka-go asks for every topic every 6 s,
+         * then writes only to those listed): a listing older than
+         * metadata.list_max_age_ms is fetched again, one upstream call
+         * shared by every request that waits for it. */
         if (mc->full_refresh_ms != 0 &&
-            now - mc->full_refresh_ms < (uint64_t)srv->cfg->metadata_refresh_ms) {
+            srv->cfg->metadata_list_max_age_ms > 0 &&
+            now - mc->full_refresh_ms <
+                (uint64_t)srv->cfg->metadata_list_max_age_ms) {
             answer(srv, req, &body);
             sl_kafka_MetadataRequest_free(&body);
             return;
         }
-        missing = NULL;
+        mw = sl_calloc(1, sizeof(*mw));
+        mw->req = req;
+        mw->body = body;
+        req->wait = mw;
+        sl__metacache_list(mc, on_lookup, mw);
+        return;
     } else {
         missing = sl_calloc((size_t)body.n_topics + 1, sizeof(char *));
         for (int32_t i = 0; i < body.n_topics; i++) {
@@ -742,8 +782,7 @@ void sl__metadata_handle(sl_server *srv, sl_req *req)
     mw->req = req;
     mw->body = body;
     req->wait = mw;
-    sl__metacache_lookup(mc, missing, n_missing,
-                         !want_all && body.allow_auto_topic_creation,
+    sl__metacache_lookup(mc, missing, n_missing, body.allow_auto_topic_creation,
                          on_lookup, mw);
     for (size_t i = 0; i < n_missing; i++)
         sl_free(missing[i]);

@@ -258,9 +258,10 @@ static void finish(sl_produce *pr)
         /* acks=0 has no answer: like a broker, close the connection so
          * the client learns something failed. */
         req->close_after = true;
-        sl_warn("conn %llu: acks=0 produce had partition errors; closing "
-                "the connection as a broker would",
-                req->conn ? (unsigned long long)req->conn->id : 0ULL);
+        sl_warn_client(
+            "conn %llu: acks=0 produce had partition errors; closing "
+            "the connection as a broker would",
+            req->conn ? (unsigned long long)req->conn->id : 0ULL);
     }
     req->produce = NULL;
     produce_free(pr);
@@ -603,10 +604,11 @@ void sl__produce_handle(sl_server *srv, sl_req *req)
     int16_t global_err = 0;
 
     if (sl_kafka_ProduceRequest_decode(&r, req->hdr.api_version, &body) != 0) {
-        sl_warn("conn %llu %s (client.id \"%s\"): malformed Produce v%d "
-                "body; disconnecting",
-                (unsigned long long)req->conn->id, req->conn->peer,
-                req->conn->client_id, req->hdr.api_version);
+        sl_warn_client(
+            "conn %llu %s (client.id \"%s\"): malformed Produce v%d "
+            "body; disconnecting",
+            (unsigned long long)req->conn->id, req->conn->peer,
+            req->conn->client_id, req->hdr.api_version);
         req->close_after = true;
         sl__req_answer(req, NULL, 0);
         return;
@@ -656,9 +658,10 @@ void sl__produce_handle(sl_server *srv, sl_req *req)
                                         : "upstream producer failed";
     }
     if (global_err && global_err != SL_KERR_REQUEST_TIMED_OUT)
-        sl_warn("conn %llu %s (client.id \"%s\"): Produce v%d refused: %s",
-                (unsigned long long)req->conn->id, req->conn->peer,
-                req->conn->client_id, req->hdr.api_version, global_msg);
+        sl_warn_client(
+            "conn %llu %s (client.id \"%s\"): Produce v%d refused: %s",
+            (unsigned long long)req->conn->id, req->conn->peer,
+            req->conn->client_id, req->hdr.api_version, global_msg);
 
     /* Count partitions first so that no delivery report can finish the
      * request while later partitions are still being handed over. */
@@ -691,10 +694,11 @@ void sl__produce_handle(sl_server *srv, sl_req *req)
             topic = sl__metacache_get(srv->meta, td->name.p,
                                       (size_t)td->name.len);
         if (!allowed)
-            sl_warn("conn %llu %s (client.id \"%s\"): topic %.*s is not in "
-                    "its connector's allow-list: TOPIC_AUTHORIZATION_FAILED",
-                    (unsigned long long)req->conn->id, req->conn->peer,
-                    req->conn->client_id, (int)td->name.len, td->name.p);
+            sl_warn_client(
+                "conn %llu %s (client.id \"%s\"): topic %.*s is not in "
+                "its connector's allow-list: TOPIC_AUTHORIZATION_FAILED",
+                (unsigned long long)req->conn->id, req->conn->peer,
+                req->conn->client_id, (int)td->name.len, td->name.p);
         if (!global_err && allowed && valid &&
             (topic == NULL || !topic->exists)) {
             /* The client may know a topic Sluice has not seen yet

@@ -95,8 +95,9 @@ static void attach(sl_conn *c)
     c->connector = res.connector;
     if (c->acct == NULL) {
         c->refused = sl_strdup(res.why);
-        sl_warn("conn %llu %s (client.id \"%s\"): refused by policy: %s",
-                (unsigned long long)c->id, c->peer, c->client_id, res.why);
+        sl_warn_client(
+            "conn %llu %s (client.id \"%s\"): refused by policy: %s",
+            (unsigned long long)c->id, c->peer, c->client_id, res.why);
     } else {
         sl_debug("conn %llu %s (client.id \"%s\"): %s", (unsigned long long)c->id,
                  c->peer, c->client_id, res.why);

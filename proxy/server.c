@@ -295,6 +295,7 @@ static void on_tick(uv_timer_t *t)
     uint64_t now = sl__now_ms(srv);
     sl_idem_expire(srv->idem, (int64_t)now);
     sl__idem_account(srv);
+    sl__conn_sweep(srv, now);
     if (now - srv->last_refresh_ms >= (uint64_t)srv->cfg->metadata_refresh_ms) {
         srv->last_refresh_ms = now;
         sl__metacache_refresh_now(srv->meta);
@@ -349,11 +350,15 @@ int sl_server_run(sl_config *cfg)
     uv_loop_configure(srv->loop, UV_METRICS_IDLE_TIME);
     signal(SIGPIPE, SIG_IGN);
 
-    if (resolve_listen(srv, &ss, err, sizeof(err)) != 0) {
+    if (resolve_listen(srv, &ss, err, sizeof(err)) != 0 ||
+        (cfg->max_connections_per_ip_overrides != NULL &&
+         sl_iplimits_parse(cfg->max_connections_per_ip_overrides,
+                           &srv->iplimits, err, sizeof(err)) != 0)) {
         sl_error("%s", err);
         sl_free(srv);
         return 2;
     }
+    srv->ipcount = sl_ipcount_new();
     if (sl__upstream_init(&srv->up, srv, err, sizeof(err)) != 0) {
         sl_error("%s", err);
         sl_free(srv);
@@ -448,6 +453,8 @@ cleanup:
     sl__quota_free(srv);
     sl__upstream_destroy(&srv->up);
     sl_idem_free(srv->idem);
+    sl_ipcount_free(srv->ipcount);
+    sl_iplimits_free(&srv->iplimits);
     sl_free(srv->errors);
     uv_loop_close(srv->loop);
     sl_free(srv);

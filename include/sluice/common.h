@@ -85,6 +85,35 @@ void sl_log_write(int level, const char *fmt, ...)
 #define sl_info(...) sl_log(SL_LOG_INFO, __VA_ARGS__)
 #define sl_debug(...) sl_log(SL_LOG_DEBUG, __VA_ARGS__)
 
+/* A token bucket for log lines: `rate` a second, `burst` at once. Pure
+ * (time passed in); one thread (the caller's). */
+typedef struct sl_ratelimit {
+    double rate, burst;
+    double tokens;
+    int64_t last_ms;     /* of the last refill; 0: never (starts full) */
+    uint64_t suppressed; /* lines refused since the last one let through */
+} sl_ratelimit;
+
+/* Whether a line may go out now. When it may, *suppressed (if not NULL)
+ * gets how many were refused since the last one let through, and the
+ * count restarts. */
+bool sl_ratelimit_take(sl_ratelimit *rl, int64_t now_ms,
+                       uint64_t *suppressed);
+
+/* Warnings about one client's doing (malformed input, refusals,
+ * disconnects, timeouts): through one process-wide bucket of 10 lines a
+ * second, 20 at once, so that a flood of bad connections cannot flood the
+ * log; a line after a suppression says how many were dropped. Loop
+ * thread only. */
+extern sl_ratelimit sl_client_warn_limit;
+void sl_warn_client_write(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+#define sl_warn_client(...)                                               \
+    do {                                                                  \
+        if (SL_LOG_WARN <= sl_log_level_current)                          \
+            sl_warn_client_write(__VA_ARGS__);                            \
+    } while (0)
+
 #define SL_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define SL_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define SL_MAX(a, b) ((a) > (b) ? (a) : (b))

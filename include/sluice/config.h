@@ -60,6 +60,7 @@ typedef struct sl_config {
 
     int64_t metadata_refresh_ms;
     int64_t metadata_max_age_ms;
+    int64_t metadata_list_max_age_ms; /* all-topics answers */
 
     int64_t max_request_bytes;
     int64_t max_connections;
@@ -68,6 +69,10 @@ typedef struct sl_config {
     int64_t memory_budget_bytes;   /* all connections */
     int64_t max_decompressed_bytes; /* per request, all batches */
     int64_t max_producer_states;    /* idempotence entries */
+    int64_t connections_max_idle_ms;  /* 0: never closed for idling */
+    int64_t request_read_timeout_ms;  /* 0: no limit on a partial request */
+    int64_t max_connections_per_ip;   /* 0: no per-address limit */
+    char *max_connections_per_ip_overrides; /* "ip:n,..." or NULL */
 
     int64_t shutdown_timeout_ms;
 

@@ -16,6 +16,7 @@
 #include "sluice/config.h"
 #include "sluice/events.h"
 #include "sluice/idem.h"
+#include "sluice/ipcount.h"
 #include "sluice/kafka.h"
 #include "sluice/metrics.h"
 #include "sluice/policy.h"
@@ -117,6 +118,13 @@ struct sl_conn {
     bool muted;
     bool muted_by_pressure; /* the mute is a pressure throttle: lifted
                                early when the controller raises the rate */
+    /* Guards (limits.*): the address counted in srv->ipcount; when bytes
+     * last arrived; when the request being read began (0: none, or
+     * restarted when reading resumes after Sluice paused it). */
+    sl_ipaddr ip;
+    bool ip_counted;
+    uint64_t last_rx_ms;
+    uint64_t frame_start_ms;
     /* Frame assembly: hdr_buf holds a partial size field; frame is the
      * frame being filled (frame_got of frame_len bytes). */
     uint8_t size_buf[4];
@@ -148,6 +156,10 @@ void sl__conn_flush_all(sl_server *srv);
  * and starts or stops reading accordingly. */
 void sl__conn_update_reading(sl_conn *c);
 void sl__conn_close(sl_conn *c, const char *why);
+/* Closes connections idle past limits.connections_max_idle_ms and those
+ * whose request has been arriving for longer than
+ * limits.request_read_timeout_ms (the server's 1 s tick). */
+void sl__conn_sweep(sl_server *srv, uint64_t now_ms);
 /* Stops reading the connection for ms milliseconds (a throttle): what was
  * already read is still answered; the next request waits. */
 void sl__conn_mute(sl_conn *c, uint32_t ms);
@@ -240,6 +252,9 @@ sl_topic *sl__metacache_get(sl_metacache *mc, const char *name, size_t len);
 typedef void (*sl_metacache_cb)(sl_server *srv, void *arg);
 void sl__metacache_lookup(sl_metacache *mc, char **names, size_t n,
                           bool allow_create, sl_metacache_cb cb, void *arg);
+/* Lists every topic upstream again, or joins the listing in flight; cb
+ * runs when it completes (loop thread). */
+void sl__metacache_list(sl_metacache *mc, sl_metacache_cb cb, void *arg);
 /* A Produce named a topic the cache does not know (or knew as missing
  * long enough ago): look it up without creating it, so the client's retry
  * finds it. At most one such lookup per topic at a time. */
@@ -367,6 +382,8 @@ struct sl_server {
     size_t errors_n;
     uint64_t start_ns;           /* uv_hrtime at start */
     sl_events events;            /* recent, for /v1/status */
+    sl_ipcount *ipcount;         /* connections per client address */
+    sl_iplimits iplimits;        /* limits.max_connections_per_ip_overrides */
 };
 
 int sl_server_run(sl_config *cfg);

@@ -1,4 +1,4 @@
-"""Kafka producer clients outside Debian's packages: franz-go and sarama (tests/go),
+"""Kafka producer clients outside Debian's packages: franz-go, sarama and kafka-go (tests/go),
 confluent-kafka 2.x, aiokafka and kafka-python 3.x (tests/py), each driven by a small program
 with one JSON contract (see tests/go/produce/main.go), installed pinned into
 the test cache by deploy/setup-clients.sh.
@@ -51,6 +51,7 @@ ALL_CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 #   null_key, null_value, null_header_value, empty_header_value,
 #   dup_headers        record corners it keeps (all three keep all of them)
 #   idempotent_default what "idempotent": None means with acks=all
+#   idempotence       False: the client has no idempotent producer (default True)
 #   idempotent_needs_acks_all  idempotent=True with acks 0/1 is refused (ok: False)
 #   acks0_offsets      whether offsets are known with acks=0 (never: -1)
 #   produce_max        highest Produce version the client speaks; it sends
@@ -94,6 +95,19 @@ CAPS = {
         "acks0_offsets": False,
         "produce_max": 10,
         "skips_codec_if_larger": True,
+        "bootstrap_failure": "records",
+    },
+    "kafkago": {
+        "name": "segmentio/kafka-go v0.4.51",
+        "codecs": list(ALL_CODECS),
+        "null_key": True, "null_value": True,
+        "null_header_value": True, "empty_header_value": True, "dup_headers": True,
+        "idempotent_default": False,
+        "idempotence": False,  # no idempotent producer at all
+        "idempotent_needs_acks_all": True,
+        "acks0_offsets": False,
+        "produce_max": 7,
+        "skips_codec_if_larger": False,
         "bootstrap_failure": "records",
     },
     "kpy3": {
@@ -223,6 +237,14 @@ def sarama_produce(bootstrap, topic, recs, acks="all", codec="none", idempotent=
                 bootstrap, topic, recs, acks, codec, idempotent, client_id, props, timeout)
 
 
+def kafkago_produce(bootstrap, topic, recs, acks="all", codec="none", idempotent=None,
+                   client_id=None, props=None, timeout=120):
+    """segmentio/kafka-go (tests/go/kafkago). props: {"batch_size": N,
+    "batch_timeout_ms": N, "max_attempts": N}."""
+    return _run("kafkago", [os.path.join(cache_dir(), "go-build", "kafkago-produce")],
+                bootstrap, topic, recs, acks, codec, idempotent, client_id, props, timeout)
+
+
 def ck2_produce(bootstrap, topic, recs, acks="all", codec="none", idempotent=None,
                 client_id=None, props=None, timeout=120):
     """confluent-kafka 2.x (tests/py/produce_ck2.py). props: librdkafka
@@ -251,5 +273,5 @@ def kpy3_produce(bootstrap, topic, recs, acks="all", codec="none", idempotent=No
                 bootstrap, topic, recs, acks, codec, idempotent, client_id, props, timeout)
 
 
-PRODUCERS = {"franz": franz_produce, "sarama": sarama_produce, "ck2": ck2_produce,
-             "aiokafka": aiokafka_produce, "kpy3": kpy3_produce}
+PRODUCERS = {"franz": franz_produce, "sarama": sarama_produce, "kafkago": kafkago_produce,
+             "ck2": ck2_produce, "aiokafka": aiokafka_produce, "kpy3": kpy3_produce}

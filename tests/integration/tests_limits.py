@@ -197,3 +197,115 @@ def memory_bounded_under_floods(env):
     check(evicted >= 900000, "only %d producer states evicted" % evicted)
     eq(steady.errors, [], "the steady client's errors")
     check(steady.ok >= 10, "the steady client got only %d answers" % steady.ok)
+
+
+# ---------------------------------------------------------------------------
+# Issue 14: connection abuse, as a broker guards against it
+
+
+def _raw_conn(addr, source_ip):
+    host, port = kwire.parse_addr(addr)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((source_ip, 0))
+    s.settimeout(10)
+    s.connect((host, port))
+    return s
+
+
+def _closed(s, timeout):
+    """Whether the peer closed s within timeout (EOF or a reset)."""
+    s.settimeout(timeout)
+    try:
+        return s.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except (socket.timeout, BlockingIOError):
+        return False
+
+
+def _rate(bootstrap, topic, n, seed):
+    recs = make_records(n, 3, seed=seed)
+    t0 = time.monotonic()
+    errors = produce_confluent(bootstrap, topic, recs, conf={"linger.ms": 5})
+    return recs, errors, n / (time.monotonic() - t0)
+
+
+@test(direct=False, timeout=180, upstreams=("mock", "kafka"),
+      sluice_args=["--limits.request_read_timeout_ms=2000",
+                   "--limits.connections_max_idle_ms=3000",
+                   "--limits.max_connections_per_ip_overrides=127.0.0.3:50"])
+def connection_abuse_contained(env):
+    """While 500 connections from 127.0.0.2 hold half-sent requests (250)
+    or trickle one byte a second (250), a producer from 127.0.0.1 connects
+    and produces at its usual rate (at least half of it), and every record
+    arrives. The held connections are closed once their request has been
+    arriving for limits.request_read_timeout_ms (2 s); an idle connection
+    after limits.connections_max_idle_ms (3 s); from 127.0.0.3, limited to
+    50 connections by an override, the 51st to 60th are closed at once.
+    The log stays bounded: 500 disconnects write at most the limiter's
+    20-line burst plus 10 lines a second, and say how many they left out."""
+    topic = env.topic("abuse", 3)
+    base_recs, errors, base_rate = _rate(env.bootstrap, topic, 3000, 1)
+    eq(errors, [], "baseline delivery errors")
+    frame = kwire.frame(kwire.request_header(kwire.API_VERSIONS, 0, 1, "held") +
+                        kwire.api_versions_request(0))
+    held = []
+    for i in range(500):
+        s = _raw_conn(env.bootstrap, "127.0.0.2")
+        s.sendall(frame[:7] if i % 2 == 0 else frame[:1])
+        held.append(s)
+    idle = _raw_conn(env.bootstrap, "127.0.0.1")
+    idle.sendall(frame)  # a whole request, answered; then nothing
+    t_held = time.monotonic()
+    stop = threading.Event()
+
+    def trickle():
+        k = 1
+        while not stop.is_set() and k < len(frame):
+            for s in held[1::2]:
+                try:
+                    s.send(frame[k:k + 1])
+                except OSError:
+                    pass
+            k += 1
+            stop.wait(1.0)
+    th = threading.Thread(target=trickle, daemon=True)
+    th.start()
+    try:
+        recs, errors, rate = _rate(env.bootstrap, topic, 3000, 2)
+        log("producer from 127.0.0.1: %.0f records/s alone, %.0f beside 500 held connections"
+            % (base_rate, rate))
+        eq(errors, [], "delivery errors beside the held connections")
+        check(rate > 0.5 * base_rate, "the producer slowed to %.0f from %.0f records/s"
+              % (rate, base_rate))
+        # Closed once their request has been arriving for 2 s (a 1 s sweep).
+        open_after = [s for s in held if not _closed(s, max(0.05, t_held + 6 - time.monotonic()))]
+        log("held connections still open 6 s after they began: %d of 500" % len(open_after))
+        eq(len(open_after), 0, "held connections still open")
+    finally:
+        stop.set()
+        th.join(5)
+        for s in held:
+            s.close()
+    idle.settimeout(5)
+    answer = idle.recv(65536)
+    check(len(answer) > 8, "the idle connection's request was not answered")
+    check(_closed(idle, 6), "the idle connection was not closed after 3 s")
+    idle.close()
+    # Per-address override: 50 from 127.0.0.3.
+    extra = [_raw_conn(env.bootstrap, "127.0.0.3") for _ in range(60)]
+    refused = sum(1 for s in extra[50:] if _closed(s, 2))
+    kept = sum(1 for s in extra[:50] if not _closed(s, 0.05))
+    for s in extra:
+        s.close()
+    eq(refused, 10, "connections past the override closed at once")
+    eq(kept, 50, "connections within the override kept")
+    verify_upstream(env, topic, 3, base_recs + recs)
+    text = open(env.sluice_log, "rb").read().decode("utf-8", "replace")
+    warns = [l for l in text.splitlines() if " warn " in l and "127.0.0.2" in l]
+    elapsed = time.monotonic() - t_held
+    log("warn lines about 127.0.0.2: %d over %.0f s; suppressed reports: %d"
+        % (len(warns), elapsed, text.count("similar client warnings suppressed")))
+    check(len(warns) <= 20 + 10 * elapsed + 5, "%d warn lines in %.0f s" % (len(warns), elapsed))
+    check("similar client warnings suppressed" in text, "no line says what was suppressed")
+    check("limits.request_read_timeout_ms" in text, "the timeout is not named in the log")

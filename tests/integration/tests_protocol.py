@@ -591,3 +591,19 @@ def kwire_produce_versions(env):
                 eq(r["error_code"], 0, "Produce v%d codec %d" % (pv, codec))
                 sent.extend(as_recs(0, recs, ts))
     verify_upstream(env, topic, 2, sent)
+
+
+@test(upstreams=BOTH)
+def metadata_lists_a_new_topic(env):
+    """An all-topics Metadata request lists a topic created a moment ago,
+    as a broker does: kafka-go asks for every topic and writes only to
+    those listed (it failed every record with UNKNOWN_TOPIC_OR_PARTITION
+    while Sluice answered from a listing up to metadata.refresh_ms old)."""
+    with kwire.Conn(env.bootstrap, timeout=30) as c:
+        before = c.metadata(None, version=1)
+        topic = env.topic("listed", 2)
+        after = c.metadata(None, version=1)
+    names = [t["name"] for t in after["topics"]]
+    check(topic not in [t["name"] for t in before["topics"]], "listed before it existed")
+    check(topic in names, "%s missing from the all-topics answer (%d topics listed)"
+          % (topic, len(names)))

@@ -1,7 +1,7 @@
 """Clients from the registries through Sluice, verified byte for byte
 upstream, against the mock and the one-node Apache Kafka:
 
-  franz-go and sarama (Go module proxy), confluent-kafka 2.x (PyPI; its own, newer
+  franz-go, sarama and kafka-go (Go module proxy), confluent-kafka 2.x (PyPI; its own, newer
   librdkafka), aiokafka and kafka-python 3.x (PyPI), driven by tests/go and tests/py through
   extclients.py; the Java client kafka-clients 4.x and 3.x (Maven Central)
   through javaclients.py.
@@ -70,8 +70,10 @@ def idem_name(idempotent):
     return {None: "", True: "_idem", False: "_noidem"}[idempotent]
 
 
-for _client in ("franz", "sarama", "ck2", "aiokafka", "kpy3"):
+for _client in ("franz", "sarama", "kafkago", "ck2", "aiokafka", "kpy3"):
     for _acks, _codec, _idem in cases():
+        if _idem and not extclients.CAPS[_client].get("idempotence", True):
+            continue
         register("%s_%s_%s%s" % (_client, _acks, _codec, idem_name(_idem)),
                  make_ext_test(_client, _acks, _codec, _idem), upstreams=BOTH)
 
