@@ -30,42 +30,16 @@ WARNING by default) go to stderr.
 """
 
 import asyncio
-import base64
-import json
 import logging
 import sys
-import time
 
-START = time.monotonic()
-
-
-def elapsed():
-    return int((time.monotonic() - START) * 1000)
-
-
-def emit(obj):
-    obj["elapsed_ms"] = elapsed()
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
-
-
-def b64(v):
-    return None if v is None else base64.b64decode(v)
-
-
-ACKS = {"all": "all", "-1": "all", "1": 1, "0": 0}
+from contract import ACKS, b64, checked, errors_list, run
 
 
 async def produce(req):
     from aiokafka import AIOKafkaProducer
 
-    timeout_ms = int(req.get("timeout_ms") or 30000)
-    acks = str(req.get("acks", "all"))
-    if acks not in ACKS:
-        raise ValueError("unknown acks %r" % acks)
-    codec = req.get("compression") or "none"
-    if codec not in ("none", "gzip", "snappy", "lz4", "zstd"):
-        raise ValueError("unknown compression %r" % codec)
+    timeout_ms, acks, codec = checked(req)
     props = dict(req.get("props") or {})
     logging.basicConfig(stream=sys.stderr, level=props.pop("log_level", "WARNING"),
                         format="aiokafka %(levelname)s %(name)s: %(message)s")
@@ -112,22 +86,10 @@ async def produce(req):
         acked += 1
         offsets.append(-1 if res is None or res.offset is None or res.offset < 0
                        else res.offset)
-    n = len(msgs)
-    msgs = msgs[:50] + (["... %d errors in all" % n] if n > 50 else [])
+    msgs = errors_list(msgs)
     return {"ok": True, "acked": acked, "errors": msgs, "offsets": offsets}
 
 
-def main():
-    global START
-    req = json.loads(sys.stdin.read())
-    START = time.monotonic()
-    emit(asyncio.run(produce(req)))
-    return 0
-
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except Exception as e:  # noqa: BLE001 - every failure becomes the JSON answer
-        emit({"ok": False, "error": "%s: %s" % (type(e).__name__, e)})
-        sys.exit(1)
+    run(lambda req: asyncio.run(produce(req)))

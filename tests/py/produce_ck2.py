@@ -28,41 +28,16 @@ unreachable broker is not ok: false but every record timing out
 (message.timeout.ms = timeout_ms). librdkafka's log lines go to stderr.
 """
 
-import base64
-import json
 import sys
 import time
 
-START = time.monotonic()
+from contract import b64, checked, errors_list, run
 
 
-def elapsed():
-    return int((time.monotonic() - START) * 1000)
-
-
-def emit(obj):
-    obj["elapsed_ms"] = elapsed()
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
-
-
-def b64(v):
-    return None if v is None else base64.b64decode(v)
-
-
-def main():
-    global START
-    req = json.loads(sys.stdin.read())
-    START = time.monotonic()
+def produce(req):
     from confluent_kafka import Producer, KafkaException
 
-    timeout_ms = int(req.get("timeout_ms") or 30000)
-    acks = str(req.get("acks", "all"))
-    if acks not in ("all", "-1", "1", "0"):
-        raise ValueError("unknown acks %r" % acks)
-    codec = req.get("compression") or "none"
-    if codec not in ("none", "gzip", "snappy", "lz4", "zstd"):
-        raise ValueError("unknown compression %r" % codec)
+    timeout_ms, acks, codec = checked(req)
     conf = {
         "bootstrap.servers": req["brokers"],
         "client.id": req.get("client_id") or "sluice-it-ck2",
@@ -81,8 +56,7 @@ def main():
     try:
         p = Producer(conf)
     except KafkaException as e:
-        emit({"ok": False, "error": "Producer(): %s" % e})
-        return 1
+        raise RuntimeError("Producer(): %s" % e) from e
 
     recs = req["records"]
     offsets = [-1] * len(recs)
@@ -114,16 +88,11 @@ def main():
     left = p.flush(flush_s)
     msgs = [e for e in errs if e is not None]
     acked = done[0] - len(msgs)  # delivery reports without error
-    msgs = msgs[:50] + (["... %d errors in all" % len(msgs)] if len(msgs) > 50 else [])
+    msgs = errors_list(msgs)
     if left:
         msgs.append("%d records still queued after flush(%ds)" % (left, flush_s))
-    emit({"ok": True, "acked": acked, "errors": msgs, "offsets": offsets})
-    return 0
+    return {"ok": True, "acked": acked, "errors": msgs, "offsets": offsets}
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except Exception as e:  # noqa: BLE001 - every failure becomes the JSON answer
-        emit({"ok": False, "error": "%s: %s" % (type(e).__name__, e)})
-        sys.exit(1)
+    run(produce)

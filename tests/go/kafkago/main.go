@@ -14,70 +14,19 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/compress"
+
+	"sluice/tests/go/internal/contract"
 )
-
-type request struct {
-	Brokers     string                     `json:"brokers"`
-	Topic       string                     `json:"topic"`
-	Acks        string                     `json:"acks"`
-	Compression string                     `json:"compression"`
-	Idempotent  *bool                      `json:"idempotent"`
-	ClientID    string                     `json:"client_id"`
-	TimeoutMs   int                        `json:"timeout_ms"`
-	Props       map[string]json.RawMessage `json:"props"`
-	Records     []struct {
-		Partition int          `json:"partition"`
-		Key       *string      `json:"key"`
-		Value     *string      `json:"value"`
-		Headers   [][2]*string `json:"headers"`
-		Timestamp *int64       `json:"timestamp"`
-	} `json:"records"`
-}
-
-var start = time.Now()
-
-var emitted atomic.Bool
-
-func emit(v map[string]any) {
-	if !emitted.CompareAndSwap(false, true) {
-		return
-	}
-	v["elapsed_ms"] = time.Since(start).Milliseconds()
-	b, _ := json.Marshal(v)
-	os.Stdout.Write(append(b, '\n'))
-}
-
-func die(err error) {
-	emit(map[string]any{"ok": false, "error": err.Error()})
-	os.Exit(1)
-}
-
-func b64(s *string) ([]byte, error) {
-	if s == nil {
-		return nil, nil
-	}
-	b, err := base64.StdEncoding.DecodeString(*s)
-	if err != nil {
-		return nil, err
-	}
-	if b == nil {
-		b = []byte{}
-	}
-	return b, nil
-}
 
 // byPartition sends each record to the partition it names.
 type byPartition struct{}
@@ -85,21 +34,10 @@ type byPartition struct{}
 func (byPartition) Balance(msg kafka.Message, partitions ...int) int { return msg.Partition }
 
 func main() {
-	in, err := io.ReadAll(os.Stdin)
-	if err != nil {
-		die(err)
-	}
-	var req request
-	if err := json.Unmarshal(in, &req); err != nil {
-		die(fmt.Errorf("bad request: %v", err))
-	}
-	start = time.Now()
-	timeout := time.Duration(req.TimeoutMs) * time.Millisecond
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
+	req := contract.Read()
+	timeout := req.Timeout()
 	if req.Idempotent != nil && *req.Idempotent {
-		die(errors.New("kafka-go has no idempotent producer"))
+		contract.Die(errors.New("kafka-go has no idempotent producer"))
 	}
 	clientID := req.ClientID
 	if clientID == "" {
@@ -124,7 +62,7 @@ func main() {
 	case "0":
 		w.RequiredAcks = kafka.RequireNone
 	default:
-		die(fmt.Errorf("unknown acks %q", req.Acks))
+		contract.Die(fmt.Errorf("unknown acks %q", req.Acks))
 	}
 	switch req.Compression {
 	case "", "none":
@@ -137,12 +75,12 @@ func main() {
 	case "zstd":
 		w.Compression = kafka.Compression(compress.Zstd)
 	default:
-		die(fmt.Errorf("unknown compression %q", req.Compression))
+		contract.Die(fmt.Errorf("unknown compression %q", req.Compression))
 	}
 	for name, raw := range req.Props {
 		var n int
 		if err := json.Unmarshal(raw, &n); err != nil {
-			die(fmt.Errorf("props.%s: %v", name, err))
+			contract.Die(fmt.Errorf("props.%s: %v", name, err))
 		}
 		switch name {
 		case "batch_size":
@@ -152,29 +90,29 @@ func main() {
 		case "max_attempts":
 			w.MaxAttempts = n
 		default:
-			die(fmt.Errorf("unknown props key %q", name))
+			contract.Die(fmt.Errorf("unknown props key %q", name))
 		}
 	}
 
 	msgs := make([]kafka.Message, len(req.Records))
 	queue := map[int][]int{} // partition -> input indexes, in order
 	for i, r := range req.Records {
-		key, err := b64(r.Key)
+		key, err := contract.B64(r.Key)
 		if err != nil {
-			die(fmt.Errorf("record %d key: %v", i, err))
+			contract.Die(fmt.Errorf("record %d key: %v", i, err))
 		}
-		value, err := b64(r.Value)
+		value, err := contract.B64(r.Value)
 		if err != nil {
-			die(fmt.Errorf("record %d value: %v", i, err))
+			contract.Die(fmt.Errorf("record %d value: %v", i, err))
 		}
-		m := kafka.Message{Partition: r.Partition, Key: key, Value: value}
+		m := kafka.Message{Partition: int(r.Partition), Key: key, Value: value}
 		for j, h := range r.Headers {
 			if h[0] == nil {
-				die(fmt.Errorf("record %d header %d: null name", i, j))
+				contract.Die(fmt.Errorf("record %d header %d: null name", i, j))
 			}
-			v, err := b64(h[1])
+			v, err := contract.B64(h[1])
 			if err != nil {
-				die(fmt.Errorf("record %d header %d: %v", i, j, err))
+				contract.Die(fmt.Errorf("record %d header %d: %v", i, j, err))
 			}
 			m.Headers = append(m.Headers, kafka.Header{Key: *h[0], Value: v})
 		}
@@ -182,7 +120,7 @@ func main() {
 			m.Time = time.UnixMilli(*r.Timestamp)
 		}
 		msgs[i] = m
-		queue[r.Partition] = append(queue[r.Partition], i)
+		queue[int(r.Partition)] = append(queue[int(r.Partition)], i)
 	}
 	offsets := make([]int64, len(msgs))
 	for i := range offsets {
@@ -205,7 +143,7 @@ func main() {
 	}
 	go func() {
 		time.Sleep(2*timeout + 15*time.Second)
-		die(fmt.Errorf("records still unanswered %v after the run began", 2*timeout+15*time.Second))
+		contract.Die(fmt.Errorf("records still unanswered %v after the run began", 2*timeout+15*time.Second))
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*timeout)
 	defer cancel()
@@ -223,20 +161,5 @@ func main() {
 			errs[i] = werr
 		}
 	}
-	acked := 0
-	out := []string{}
-	for i, err := range errs {
-		if err == nil {
-			acked++
-			continue
-		}
-		offsets[i] = -1
-		if len(out) < 50 {
-			out = append(out, fmt.Sprintf("record %d (partition %d): %v", i, msgs[i].Partition, err))
-		}
-	}
-	if n := len(msgs) - acked; n > len(out) {
-		out = append(out, fmt.Sprintf("... %d errors in all", n))
-	}
-	emit(map[string]any{"ok": true, "acked": acked, "errors": out, "offsets": offsets})
+	contract.Answer(errs, offsets, func(i int) int32 { return int32(msgs[i].Partition) })
 }

@@ -35,76 +35,19 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kversion"
+
+	"sluice/tests/go/internal/contract"
 )
-
-type request struct {
-	Brokers     string                     `json:"brokers"`
-	Topic       string                     `json:"topic"`
-	Acks        string                     `json:"acks"`
-	Compression string                     `json:"compression"`
-	Idempotent  *bool                      `json:"idempotent"`
-	ClientID    string                     `json:"client_id"`
-	TimeoutMs   int                        `json:"timeout_ms"`
-	Props       map[string]json.RawMessage `json:"props"`
-	Records     []struct {
-		Partition int32        `json:"partition"`
-		Key       *string      `json:"key"`
-		Value     *string      `json:"value"`
-		Headers   [][2]*string `json:"headers"`
-		Timestamp *int64       `json:"timestamp"` // null: franz-go stamps it
-	} `json:"records"`
-}
-
-var start = time.Now()
-
-func elapsed() int64 { return time.Since(start).Milliseconds() }
-
-// emitted makes the first answer the only one: the watchdog's die() and the
-// answer of main cannot both reach stdout.
-var emitted atomic.Bool
-
-func emit(v map[string]any) {
-	if !emitted.CompareAndSwap(false, true) {
-		return
-	}
-	v["elapsed_ms"] = elapsed()
-	b, _ := json.Marshal(v)
-	os.Stdout.Write(append(b, '\n'))
-}
-
-func die(err error) {
-	emit(map[string]any{"ok": false, "error": err.Error()})
-	os.Exit(1)
-}
-
-// b64 decodes a nullable base64 string; "" decodes to a non-nil empty slice,
-// which franz-go writes as empty, not null.
-func b64(s *string) ([]byte, error) {
-	if s == nil {
-		return nil, nil
-	}
-	b, err := base64.StdEncoding.DecodeString(*s)
-	if err != nil {
-		return nil, err
-	}
-	if b == nil {
-		b = []byte{}
-	}
-	return b, nil
-}
 
 func codec(name string) (kgo.CompressionCodec, error) {
 	switch name {
@@ -242,19 +185,8 @@ func applyProps(props map[string]json.RawMessage) ([]kgo.Opt, kgo.LogLevel, erro
 }
 
 func main() {
-	in, err := io.ReadAll(os.Stdin)
-	if err != nil {
-		die(err)
-	}
-	var req request
-	if err := json.Unmarshal(in, &req); err != nil {
-		die(fmt.Errorf("bad request: %v", err))
-	}
-	start = time.Now() // elapsed_ms counts from the parsed request on
-	timeout := time.Duration(req.TimeoutMs) * time.Millisecond
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
+	req := contract.Read()
+	timeout := req.Timeout()
 
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(strings.Split(req.Brokers, ",")...),
@@ -273,7 +205,7 @@ func main() {
 		}
 	case "1", "0":
 		if req.Idempotent != nil && *req.Idempotent {
-			die(errors.New("franz-go: idempotence requires acks=all"))
+			contract.Die(errors.New("franz-go: idempotence requires acks=all"))
 		}
 		acks := kgo.LeaderAck()
 		if req.Acks == "0" {
@@ -281,40 +213,40 @@ func main() {
 		}
 		opts = append(opts, kgo.RequiredAcks(acks), kgo.DisableIdempotentWrite())
 	default:
-		die(fmt.Errorf("unknown acks %q", req.Acks))
+		contract.Die(fmt.Errorf("unknown acks %q", req.Acks))
 	}
 	c, err := codec(req.Compression)
 	if err != nil {
-		die(err)
+		contract.Die(err)
 	}
 	// The preference list ends at the one codec: no silent fallback to none
 	// (franz-go still sends a batch uncompressed if compressing grows it).
 	opts = append(opts, kgo.ProducerBatchCompression(c))
 	extra, level, err := applyProps(req.Props)
 	if err != nil {
-		die(err)
+		contract.Die(err)
 	}
 	opts = append(opts, extra...)
 	opts = append(opts, kgo.WithLogger(kgo.BasicLogger(os.Stderr, level, nil)))
 
 	recs := make([]*kgo.Record, len(req.Records))
 	for i, r := range req.Records {
-		key, err := b64(r.Key)
+		key, err := contract.B64(r.Key)
 		if err != nil {
-			die(fmt.Errorf("record %d key: %v", i, err))
+			contract.Die(fmt.Errorf("record %d key: %v", i, err))
 		}
-		value, err := b64(r.Value)
+		value, err := contract.B64(r.Value)
 		if err != nil {
-			die(fmt.Errorf("record %d value: %v", i, err))
+			contract.Die(fmt.Errorf("record %d value: %v", i, err))
 		}
 		var hdrs []kgo.RecordHeader
 		for j, h := range r.Headers {
 			if h[0] == nil {
-				die(fmt.Errorf("record %d header %d: null name", i, j))
+				contract.Die(fmt.Errorf("record %d header %d: null name", i, j))
 			}
-			v, err := b64(h[1])
+			v, err := contract.B64(h[1])
 			if err != nil {
-				die(fmt.Errorf("record %d header %d: %v", i, j, err))
+				contract.Die(fmt.Errorf("record %d header %d: %v", i, j, err))
 			}
 			hdrs = append(hdrs, kgo.RecordHeader{Key: *h[0], Value: v})
 		}
@@ -332,7 +264,7 @@ func main() {
 
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
-		die(err)
+		contract.Die(err)
 	}
 	defer cl.Close()
 
@@ -345,7 +277,7 @@ func main() {
 	defer cancel()
 	go func() {
 		time.Sleep(timeout + 15*time.Second)
-		die(fmt.Errorf("records still in flight %v after the %v timeout", 15*time.Second, timeout))
+		contract.Die(fmt.Errorf("records still in flight %v after the %v timeout", 15*time.Second, timeout))
 	}()
 
 	offsets := make([]int64, len(recs))
@@ -365,19 +297,5 @@ func main() {
 	}
 	wg.Wait()
 
-	acked := 0
-	msgs := []string{}
-	for i, err := range errs {
-		if err == nil {
-			acked++
-			continue
-		}
-		if len(msgs) < 50 {
-			msgs = append(msgs, fmt.Sprintf("record %d (partition %d): %v", i, recs[i].Partition, err))
-		}
-	}
-	if n := len(recs) - acked; n > len(msgs) {
-		msgs = append(msgs, fmt.Sprintf("... %d errors in all", n))
-	}
-	emit(map[string]any{"ok": true, "acked": acked, "errors": msgs, "offsets": offsets})
+	contract.Answer(errs, offsets, func(i int) int32 { return recs[i].Partition })
 }

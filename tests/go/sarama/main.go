@@ -19,70 +19,18 @@
 package main
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log"
 	"os"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"sluice/tests/go/internal/contract"
 )
-
-type request struct {
-	Brokers     string                     `json:"brokers"`
-	Topic       string                     `json:"topic"`
-	Acks        string                     `json:"acks"`
-	Compression string                     `json:"compression"`
-	Idempotent  *bool                      `json:"idempotent"`
-	ClientID    string                     `json:"client_id"`
-	TimeoutMs   int                        `json:"timeout_ms"`
-	Props       map[string]json.RawMessage `json:"props"`
-	Records     []struct {
-		Partition int32        `json:"partition"`
-		Key       *string      `json:"key"`
-		Value     *string      `json:"value"`
-		Headers   [][2]*string `json:"headers"`
-		Timestamp *int64       `json:"timestamp"`
-	} `json:"records"`
-}
-
-var start = time.Now()
-
-var emitted atomic.Bool
-
-func emit(v map[string]any) {
-	if !emitted.CompareAndSwap(false, true) {
-		return
-	}
-	v["elapsed_ms"] = time.Since(start).Milliseconds()
-	b, _ := json.Marshal(v)
-	os.Stdout.Write(append(b, '\n'))
-}
-
-func die(err error) {
-	emit(map[string]any{"ok": false, "error": err.Error()})
-	os.Exit(1)
-}
-
-// b64 decodes a nullable base64 string; "" decodes to a non-nil empty slice.
-func b64(s *string) ([]byte, error) {
-	if s == nil {
-		return nil, nil
-	}
-	b, err := base64.StdEncoding.DecodeString(*s)
-	if err != nil {
-		return nil, err
-	}
-	if b == nil {
-		b = []byte{}
-	}
-	return b, nil
-}
 
 func codec(name string) (sarama.CompressionCodec, error) {
 	switch name {
@@ -148,19 +96,9 @@ func applyProps(cfg *sarama.Config, props map[string]json.RawMessage) error {
 }
 
 func main() {
-	in, err := io.ReadAll(os.Stdin)
-	if err != nil {
-		die(err)
-	}
-	var req request
-	if err := json.Unmarshal(in, &req); err != nil {
-		die(fmt.Errorf("bad request: %v", err))
-	}
-	start = time.Now()
-	timeout := time.Duration(req.TimeoutMs) * time.Millisecond
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
+	req := contract.Read()
+	timeout := req.Timeout()
+	var err error
 
 	cfg := sarama.NewConfig()
 	cfg.ClientID = req.ClientID
@@ -185,31 +123,31 @@ func main() {
 		}
 	case "1", "0":
 		if req.Idempotent != nil && *req.Idempotent {
-			die(errors.New("sarama: idempotence requires acks=all"))
+			contract.Die(errors.New("sarama: idempotence requires acks=all"))
 		}
 		cfg.Producer.RequiredAcks = sarama.WaitForLocal
 		if req.Acks == "0" {
 			cfg.Producer.RequiredAcks = sarama.NoResponse
 		}
 	default:
-		die(fmt.Errorf("unknown acks %q", req.Acks))
+		contract.Die(fmt.Errorf("unknown acks %q", req.Acks))
 	}
 	if cfg.Producer.Compression, err = codec(req.Compression); err != nil {
-		die(err)
+		contract.Die(err)
 	}
 	if err := applyProps(cfg, req.Props); err != nil {
-		die(err)
+		contract.Die(err)
 	}
 
 	msgs := make([]*sarama.ProducerMessage, len(req.Records))
 	for i, r := range req.Records {
-		key, err := b64(r.Key)
+		key, err := contract.B64(r.Key)
 		if err != nil {
-			die(fmt.Errorf("record %d key: %v", i, err))
+			contract.Die(fmt.Errorf("record %d key: %v", i, err))
 		}
-		value, err := b64(r.Value)
+		value, err := contract.B64(r.Value)
 		if err != nil {
-			die(fmt.Errorf("record %d value: %v", i, err))
+			contract.Die(fmt.Errorf("record %d value: %v", i, err))
 		}
 		m := &sarama.ProducerMessage{Topic: req.Topic, Partition: r.Partition, Metadata: i}
 		// A nil Encoder is null on the wire; a ByteEncoder of an empty
@@ -222,11 +160,11 @@ func main() {
 		}
 		for j, h := range r.Headers {
 			if h[0] == nil {
-				die(fmt.Errorf("record %d header %d: null name", i, j))
+				contract.Die(fmt.Errorf("record %d header %d: null name", i, j))
 			}
-			v, err := b64(h[1])
+			v, err := contract.B64(h[1])
 			if err != nil {
-				die(fmt.Errorf("record %d header %d: %v", i, j, err))
+				contract.Die(fmt.Errorf("record %d header %d: %v", i, j, err))
 			}
 			m.Headers = append(m.Headers, sarama.RecordHeader{Key: []byte(*h[0]), Value: v})
 		}
@@ -238,11 +176,11 @@ func main() {
 
 	p, err := sarama.NewAsyncProducer(strings.Split(req.Brokers, ","), cfg)
 	if err != nil {
-		die(err)
+		contract.Die(err)
 	}
 	go func() {
 		time.Sleep(2*timeout + 15*time.Second)
-		die(fmt.Errorf("records still unanswered %v after the run began", 2*timeout+15*time.Second))
+		contract.Die(fmt.Errorf("records still unanswered %v after the run began", 2*timeout+15*time.Second))
 	}()
 
 	offsets := make([]int64, len(msgs))
@@ -276,19 +214,5 @@ func main() {
 		fmt.Fprintf(os.Stderr, "close: %v\n", err)
 	}
 
-	acked := 0
-	out := []string{}
-	for i, err := range errs {
-		if err == nil {
-			acked++
-			continue
-		}
-		if len(out) < 50 {
-			out = append(out, fmt.Sprintf("record %d (partition %d): %v", i, msgs[i].Partition, err))
-		}
-	}
-	if n := len(msgs) - acked; n > len(out) {
-		out = append(out, fmt.Sprintf("... %d errors in all", n))
-	}
-	emit(map[string]any{"ok": true, "acked": acked, "errors": out, "offsets": offsets})
+	contract.Answer(errs, offsets, func(i int) int32 { return msgs[i].Partition })
 }
