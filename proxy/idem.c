@@ -1,5 +1,6 @@
 /* Producer ids and sequence de-duplication (see include/sluice/idem.h). */
 #include "sluice/idem.h"
+#include "sluice/kafka.h"
 
 #include <string.h>
 
@@ -432,7 +433,7 @@ int sl_idem_check(sl_idem *id, int64_t pid, int16_t epoch, const char *topic,
     *slot = NULL;
     *kerr = 0;
     if (base_seq < 0 || last_seq < 0) {
-        *kerr = 45; /* OUT_OF_ORDER_SEQUENCE_NUMBER */
+        *kerr = SL_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
         return SL_IDEM_REJECT;
     }
     n = (int32_t)(seq_dist(base_seq, last_seq) + 1);
@@ -441,7 +442,7 @@ int sl_idem_check(sl_idem *id, int64_t pid, int16_t epoch, const char *topic,
     e->last_used_ms = now_ms;
 
     if (epoch < e->epoch) {
-        *kerr = 47; /* INVALID_PRODUCER_EPOCH */
+        *kerr = SL_KERR_INVALID_PRODUCER_EPOCH;
         return SL_IDEM_REJECT;
     }
     if (epoch > e->epoch) {
@@ -451,7 +452,7 @@ int sl_idem_check(sl_idem *id, int64_t pid, int16_t epoch, const char *topic,
          * keeping the old epoch's state. Else pending slots of the old
          * epoch are orphaned; their owners' completions become no-ops. */
         if (base_seq != 0) {
-            *kerr = 45;
+            *kerr = SL_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
             return SL_IDEM_REJECT;
         }
         entry_reset(e, epoch);
@@ -468,7 +469,7 @@ int sl_idem_check(sl_idem *id, int64_t pid, int16_t epoch, const char *topic,
             /* Same start, different length, and that batch was written
              * (or may be): not a retry of it, and behind the expected
              * sequence, as a broker sees it. */
-            *kerr = 45;
+            *kerr = SL_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
             return SL_IDEM_REJECT;
         }
         *slot = s;
@@ -486,7 +487,7 @@ int sl_idem_check(sl_idem *id, int64_t pid, int16_t epoch, const char *topic,
          * later batch started the entry was answered DUPLICATE and lost.
          * A retry of a failed batch pipelined behind another failed one
          * lands here too, until the earlier one is retried. */
-        *kerr = 45; /* OUT_OF_ORDER_SEQUENCE_NUMBER */
+        *kerr = SL_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
         return SL_IDEM_REJECT;
     }
 
@@ -494,7 +495,7 @@ int sl_idem_check(sl_idem *id, int64_t pid, int16_t epoch, const char *topic,
         /* The retry of a failed batch some of whose records reached the
          * cluster: send only the rest. */
         if (s->last_seq != last_seq && !slot_split(e, s, last_seq, n)) {
-            *kerr = 45;
+            *kerr = SL_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
             return SL_IDEM_REJECT;
         }
         if (s->last_seq == last_seq && s->n_upstream == s->n_records) {
@@ -552,7 +553,7 @@ int16_t sl_idem_complete(sl_idem *id, sl_idem_slot *slot, void *owner,
         slot->state != SL_IDEM_SLOT_PENDING)
         return kerr;
     if (kerr == 0 && slot->behind_failed)
-        kerr = 45; /* OUT_OF_ORDER_SEQUENCE_NUMBER, as from a broker */
+        kerr = SL_KERR_OUT_OF_ORDER_SEQUENCE_NUMBER; /* as from a broker */
     slot->state = SL_IDEM_SLOT_DONE;
     slot->behind_failed = false;
     slot->error = kerr;
