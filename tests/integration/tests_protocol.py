@@ -607,3 +607,22 @@ def metadata_lists_a_new_topic(env):
     check(topic not in [t["name"] for t in before["topics"]], "listed before it existed")
     check(topic in names, "%s missing from the all-topics answer (%d topics listed)"
           % (topic, len(names)))
+
+
+@test(direct=False)
+def config_reference_in_readme(env):
+    """The README's configuration table is what `sluice config reference`
+    prints: every key the loader knows is documented, with its current
+    default, range and text (the table went stale once: three limits
+    and a metadata key were missing)."""
+    import os
+    import subprocess
+    out = subprocess.run([env.cfg.sluice, "config", "reference"], capture_output=True,
+                         text=True, timeout=30)
+    eq(out.returncode, 0, "sluice config reference: %s" % out.stderr[-500:])
+    table = out.stdout.strip("\n")
+    readme = open(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "README.md")).read()
+    missing = [l.split("|")[1].strip() for l in table.splitlines() if l not in readme]
+    check(not missing, "README.md's table differs from `sluice config reference` for: %s "
+          "(paste the command's output over the table)" % missing)
