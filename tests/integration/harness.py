@@ -45,6 +45,25 @@ def eq(actual, expected, what):
         raise TestFailure("%s: got %r, expected %r" % (what, actual, expected))
 
 
+# Clean-ups for the end of the run (run.py ends with os._exit, which runs
+# no atexit handlers): shared resources a test module starts itself, such
+# as the Kafka 3.9 reference broker of tests_legacy.
+_at_end = []
+
+
+def at_end(fn):
+    _at_end.append(fn)
+
+
+def run_at_end():
+    while _at_end:
+        fn = _at_end.pop()
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - every clean-up gets its turn
+            print("# clean-up %r failed: %s" % (fn, e))
+
+
 def wait_for(cond, timeout, what, interval=0.02):
     """Polls cond() until it returns a true value or timeout seconds pass.
     Returns that value; fails the test naming `what` otherwise."""

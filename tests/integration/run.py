@@ -236,7 +236,11 @@ def main():
 
 
 if __name__ == "__main__":
-    rc = main()
+    try:
+        rc = main()
+    finally:
+        import harness
+        harness.run_at_end()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(rc)

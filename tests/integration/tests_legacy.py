@@ -308,14 +308,14 @@ def reference_broker():
     """One node of Apache Kafka 3.9.1 (tests/kafka/pom.xml, broker39),
     started on first use and shared by the tests of this run."""
     if "cluster" not in _ref:
-        import atexit
         import kafka_cluster
+        from harness import at_end
         c = kafka_cluster.KafkaCluster(nodes=1, version="3.9.1", name="kafka39")
         t0 = time.monotonic()
         c.start()
         log("reference: Apache Kafka 3.9.1 at %s, started in %.1fs"
             % (c.bootstrap, time.monotonic() - t0))
-        atexit.register(c.stop)
+        at_end(c.stop)
         _ref["cluster"] = c
     return _ref["cluster"]
 
