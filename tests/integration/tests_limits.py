@@ -223,7 +223,7 @@ def _closed(s, timeout):
         return False
 
 
-class _Steady:
+class _WarmProducer:
     """One librdkafka producer, connected and warmed up once, whose rate
     is then measured over fixed runs of records (a fresh producer's first
     metadata and connections would dominate a short run)."""
@@ -276,7 +276,7 @@ def connection_abuse_contained(env):
     The log stays bounded: 500 disconnects write at most the limiter's
     20-line burst plus 10 lines a second, and say how many they left out."""
     topic = env.topic("abuse", 3)
-    prod = _Steady(env.bootstrap, topic)
+    prod = _WarmProducer(env.bootstrap, topic)
     base_rate = prod.run(20000, 1)
     frame = kwire.frame(kwire.request_header(kwire.API_VERSIONS, 0, 1, "held") +
                         kwire.api_versions_request(0))
