@@ -84,6 +84,19 @@ for _acks in ("0", "1", "all"):
 #    ApiVersions, see PROTOCOL.md)
 
 
+def kafka_python_errors(prod, futs):
+    """Flushes a kafka-python producer and returns what each send's future
+    raised (repr), in order: empty when every record was acknowledged."""
+    prod.flush(60)
+    errs = []
+    for f in futs:
+        try:
+            f.get(timeout=30)
+        except Exception as e:  # noqa: BLE001 - report every client error
+            errs.append(repr(e))
+    return errs
+
+
 def make_kafka_python_test(acks, codec):
     def fn(env):
         from kafka import KafkaProducer
@@ -100,13 +113,7 @@ def make_kafka_python_test(acks, codec):
             log("kafka-python guessed broker version %s" % (prod.config["api_version"],))
             futs = [prod.send(topic, value=r.value, key=r.key, headers=list(r.headers),
                               partition=r.partition, timestamp_ms=r.timestamp) for r in recs]
-            prod.flush(60)
-            errs = []
-            for f in futs:
-                try:
-                    f.get(timeout=30)
-                except Exception as e:  # noqa: BLE001 - report every client error
-                    errs.append(repr(e))
+            errs = kafka_python_errors(prod, futs)
             check(not errs, "%d send errors, first: %s" % (len(errs), errs[:3]))
             # Verify before close(): with acks=0 kafka-python counts a request
             # done once queued on its socket, and close() may drop the rest.

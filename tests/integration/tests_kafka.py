@@ -695,6 +695,20 @@ register("broker_refusals_differential", test_broker_refusals_differential, dire
          sluice_args=["--http.listen", "127.0.0.1:0"], timeout=120, upstreams=("kafka",))
 
 
+def _init_producer_id(c, name):
+    """InitProducerId v4 on connection c, retried while the broker's
+    producer id manager starts (COORDINATOR_LOAD_IN_PROGRESS,
+    COORDINATOR_NOT_AVAILABLE: retriable), for up to 30 s."""
+    deadline = time.monotonic() + 30
+    while True:
+        ip = c.init_producer_id(4)
+        if ip["error_code"] not in (14, 15) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    eq(ip["error_code"], 0, "%s: InitProducerId" % name)
+    return ip
+
+
 def test_idempotent_sequence_differential(env):
     """One idempotent producer's batches in a scripted order, straight to
     the broker and through Sluice: a later batch first (3..5), then the
@@ -712,13 +726,7 @@ def test_idempotent_sequence_differential(env):
         topic = env.topic("seq-" + name, 1)
         with kwire.Conn(addr, timeout=20) as c:
             c.metadata([topic])
-            deadline = time.monotonic() + 30
-            while True:
-                ip = c.init_producer_id(4)
-                if ip["error_code"] not in (14, 15) or time.monotonic() > deadline:
-                    break
-                time.sleep(0.2)
-            eq(ip["error_code"], 0, "%s: InitProducerId" % name)
+            ip = _init_producer_id(c, name)
             codes = []
             for what, seq, tag in script:
                 b = kwire.record_batch([kwire.Record(b"k", b"%s%d" % (tag, i)) for i in range(3)],
@@ -757,13 +765,7 @@ def test_split_retry_differential(env):
         recs, ts = _idem_recs(name.encode(), 6, big=(2, 3))
         with kwire.Conn(addr, timeout=20) as c:
             c.metadata([topic])
-            deadline = time.monotonic() + 30
-            while True:
-                ip = c.init_producer_id(4)
-                if ip["error_code"] not in (14, 15) or time.monotonic() > deadline:
-                    break
-                time.sleep(0.2)
-            eq(ip["error_code"], 0, "%s: InitProducerId" % name)
+            ip = _init_producer_id(c, name)
             todo = [(0, 6)]  # (first record, count), in send order
             trace = []
             for _ in range(40):
@@ -902,13 +904,7 @@ def _idempotent_script(env, rounds, ids=None):
         with kwire.Conn(addr, timeout=20) as c:
             c.metadata([topic])
             if ids is None:
-                deadline = time.monotonic() + 30
-                while True:
-                    ip = c.init_producer_id(4)
-                    if ip["error_code"] not in (14, 15) or time.monotonic() > deadline:
-                        break
-                    time.sleep(0.2)
-                eq(ip["error_code"], 0, "%s: InitProducerId" % name)
+                ip = _init_producer_id(c, name)
                 pid, epoch0 = ip["producer_id"], ip["producer_epoch"]
             else:
                 pid, epoch0 = ids

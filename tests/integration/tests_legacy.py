@@ -24,7 +24,7 @@ import time
 import extclients
 import kwire
 from harness import Rec, check, eq, log, make_records, read_upstream, register, verify_upstream
-from tests_clients import BOTH, PARTITIONS, seed_of
+from tests_clients import BOTH, PARTITIONS, kafka_python_errors, seed_of
 
 NONE, GZIP, SNAPPY, LZ4 = 0, 1, 2, 3
 
@@ -227,13 +227,7 @@ def make_kpy_legacy_test(api_version, codec):
             futs = [prod.send(topic, value=r.value, key=r.key, partition=r.partition,
                               timestamp_ms=None if r.timestamp == -1 else r.timestamp)
                     for r in recs]
-            prod.flush(60)
-            errs = []
-            for f in futs:
-                try:
-                    f.get(timeout=30)
-                except Exception as e:  # noqa: BLE001 - report every client error
-                    errs.append(repr(e))
+            errs = kafka_python_errors(prod, futs)
             check(not errs, "%d send errors, first: %s" % (len(errs), errs[:3]))
             verify_upstream(env, topic, PARTITIONS, recs)
         finally:
