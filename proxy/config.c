@@ -399,30 +399,6 @@ static bool is_group(const char *name)
     return false;
 }
 
-/* Levenshtein distance, for "did you mean"; long inputs score as far. */
-static size_t edit_distance(const char *a, size_t la, const char *b, size_t lb)
-{
-    size_t row[65];
-
-    if (la > 64 || lb > 64)
-        return SIZE_MAX;
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t best = diag + (a[i - 1] != b[j - 1]);
-            best = SL_MIN(best, up + 1);
-            best = SL_MIN(best, row[j - 1] + 1);
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
 static const char *leaf(const char *name, size_t len, size_t *leaf_len)
 {
     const char *dot = memrchr(name, '.', len);
@@ -462,11 +438,11 @@ static const char *suggest(const char *name, size_t len, bool flags,
             if (cand == NULL)
                 continue;
             clen = strlen(cand);
-            d = edit_distance(name, len, cand, clen);
+            d = sl_json_edit_distance(name, len, cand, clen);
             if (d > 3 || d * 2 >= len)
                 d = SIZE_MAX;
             cl = leaf(cand, clen, &cleaf_len);
-            dl = edit_distance(nl, nleaf, cl, cleaf_len);
+            dl = sl_json_edit_distance(nl, nleaf, cl, cleaf_len);
             if (nleaf >= 4 && dl <= 1 && d == SIZE_MAX)
                 d = 4 + dl; /* leaf matches, path differs: weaker */
             if (d < best) {

@@ -5,6 +5,7 @@
  */
 #include "sluice/jsonscan.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -373,4 +374,45 @@ void sl_json_syntax_error(char *err, size_t len, const char *name,
                  je->text);
     else
         snprintf(err, len, "%s: invalid JSON: %s", name, je->text);
+}
+
+size_t sl_json_edit_distance(const char *a, size_t la, const char *b,
+                             size_t lb)
+{
+    size_t row[65];
+
+    if (la > 64 || lb > 64)
+        return SIZE_MAX;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            best = SL_MIN(best, up + 1);
+            best = SL_MIN(best, row[j - 1] + 1);
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+const char *sl_json_suggest(const char *name, size_t len,
+                            const char *const *cands, size_t n)
+{
+    size_t best = SIZE_MAX;
+    const char *pick = NULL;
+
+    for (size_t i = 0; i < n; i++) {
+        size_t d = sl_json_edit_distance(name, len, cands[i],
+                                         strlen(cands[i]));
+        if (d <= 3 && d * 2 < len && d < best) {
+            best = d;
+            pick = cands[i];
+        }
+    }
+    return pick;
 }

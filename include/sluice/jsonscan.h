@@ -66,4 +66,13 @@ const char *sl_json_kind(const json_t *v);
 void sl_json_syntax_error(char *err, size_t len, const char *name,
                           const json_error_t *je);
 
+/* Levenshtein distance for "did you mean"; inputs over 64 bytes score
+ * SIZE_MAX (too far). */
+size_t sl_json_edit_distance(const char *a, size_t la, const char *b,
+                             size_t lb);
+/* The candidate closest to name (at most 3 edits, and fewer than half its
+ * length), or NULL: for "unknown key (did you mean ...?)". */
+const char *sl_json_suggest(const char *name, size_t len,
+                            const char *const *cands, size_t n);
+
 #endif
