@@ -9,6 +9,7 @@
 
 #include "sluice/config.h"
 #include "sluice/policy.h"
+#include "sluice/sasl.h"
 #include "sluice/server.h"
 
 /* Fixed glibc malloc thresholds, set before any thread starts.
@@ -115,6 +116,8 @@ int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "policy") == 0)
         return cmd_policy(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "users") == 0)
+        return sl_sasl_users_main(argc - 2, argv + 2);
 
     sl_config cfg;
     char err[1024];
