@@ -59,6 +59,7 @@
 
 #include "sluice/kafka.h"
 #include "sluice/record.h"
+#include "sluice/tls.h"
 
 #include "hist.h"
 
@@ -103,6 +104,9 @@ typedef struct lg_opts {
     int timeout_ms; /* Produce timeout field */
     bool quickack;  /* TCP_QUICKACK after every read (see usage) */
     bool self_test;
+    const char *connect; /* producing connections go here, not to leaders */
+    bool tls;            /* speak TLS on producing connections */
+    const char *tls_ca;  /* verify the server against this CA */
 } lg_opts;
 
 static lg_opts O = {
@@ -137,6 +141,8 @@ typedef struct lg_body {
 static lg_body *bodies;
 static int n_bodies;
 static struct sockaddr_storage bootstrap_addr;
+static struct sockaddr_storage connect_addr; /* --connect */
+static sl_tls_ctx *tls_ctx;                 /* --tls */
 static size_t raw_records_len, batch_wire_len; /* for the compression ratio */
 
 /* ---- connections and threads --------------------------------------- */
@@ -150,6 +156,7 @@ typedef struct lg_slot {
     uint64_t t_due;  /* when the pacing schedule wanted it sent */
     bool write_done;
     uint8_t *hdr; /* this slot's copy of the header template */
+    uint8_t *cipher; /* TLS: the encrypted request being written */
 } lg_slot;
 
 typedef struct lg_conn {
@@ -171,6 +178,8 @@ typedef struct lg_conn {
     uint64_t next_due, interval; /* pacing, ns */
     uint8_t *rbuf;
     size_t rlen, rcap;
+    sl_tls_conn *tls;  /* --tls: the client end (sluice/tls.h) */
+    bool tls_ready;    /* handshake done: counted as connected */
 } lg_conn;
 
 typedef struct lg_stats {
@@ -701,6 +710,8 @@ static void on_write(uv_write_t *w, int status)
     uint64_t now;
 
     s->write_done = true;
+    sl_free(s->cipher);
+    s->cipher = NULL;
     if (status < 0) {
         conn_lost(c, uv_strerror(status));
         return;
@@ -726,7 +737,21 @@ static void send_one(lg_conn *c, uint64_t now, uint64_t due)
     c->sent++;
     if (c->budget > 0)
         c->budget--;
-    rc = uv_write(&s->w, (uv_stream_t *)&c->tcp, bufs, 2, on_write);
+    if (c->tls != NULL) {
+        /* Encrypting is part of the client's cost, as in a real client. */
+        size_t len = 0;
+        if (sl_tls_conn_write(c->tls, s->hdr, c->hdr_len) != 0 ||
+            sl_tls_conn_write(c->tls, c->body->buf, c->body->len) != 0 ||
+            (s->cipher = sl_tls_conn_take_output(c->tls, &len)) == NULL) {
+            s->write_done = true;
+            conn_lost(c, "TLS write failed");
+            return;
+        }
+        bufs[0] = uv_buf_init((char *)s->cipher, (unsigned)len);
+        rc = uv_write(&s->w, (uv_stream_t *)&c->tcp, bufs, 1, on_write);
+    } else {
+        rc = uv_write(&s->w, (uv_stream_t *)&c->tcp, bufs, 2, on_write);
+    }
     if (rc < 0) {
         s->write_done = true;
         conn_lost(c, uv_strerror(rc));
@@ -890,6 +915,73 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
 }
 
+/* --tls: handshake bytes (and alerts) to the server. */
+typedef struct lg_raw_write {
+    uv_write_t w;
+    uint8_t *buf;
+} lg_raw_write;
+
+static void on_raw_write(uv_write_t *w, int status)
+{
+    lg_raw_write *r = (lg_raw_write *)w;
+    (void)status;
+    sl_free(r->buf);
+    sl_free(r);
+}
+
+static void tls_flush(lg_conn *c)
+{
+    size_t len;
+    uint8_t *out = sl_tls_conn_take_output(c->tls, &len);
+    lg_raw_write *r;
+    uv_buf_t b;
+
+    if (out == NULL)
+        return;
+    r = sl_malloc(sizeof(*r));
+    r->buf = out;
+    b = uv_buf_init((char *)out, (unsigned)len);
+    if (uv_write(&r->w, (uv_stream_t *)&c->tcp, &b, 1, on_raw_write) < 0) {
+        sl_free(out);
+        sl_free(r);
+        conn_lost(c, "write failed");
+    }
+}
+
+static void check_connect_done(lg_thread *th);
+
+/* The nread bytes just read at rbuf + rlen are ciphertext: replaces them
+ * with their plaintext. Returns false if the connection is lost. */
+static bool tls_decrypt(lg_conn *c, size_t nread)
+{
+    char why[256];
+    ssize_t got;
+
+    sl_tls_conn_feed(c->tls, c->rbuf + c->rlen, nread);
+    for (;;) {
+        if (c->rcap - c->rlen < 16384) {
+            c->rcap = c->rcap * 2 + 16384;
+            c->rbuf = sl_realloc(c->rbuf, c->rcap);
+        }
+        got = sl_tls_conn_read(c->tls, c->rbuf + c->rlen, c->rcap - c->rlen,
+                               why, sizeof(why));
+        if (got == 0)
+            break;
+        if (got < 0) {
+            conn_lost(c, got == SL_TLS_ERROR ? why : "TLS closed");
+            return false;
+        }
+        c->rlen += (size_t)got;
+    }
+    tls_flush(c);
+    if (!c->tls_ready && sl_tls_conn_established(c->tls)) {
+        c->tls_ready = true;
+        c->th->connected++;
+        check_connect_done(c->th);
+    }
+    return true;
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     lg_conn *c = s->data;
@@ -910,7 +1002,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0)
         return;
-    c->rlen += (size_t)nread;
+    if (c->tls != NULL) {
+        if (!tls_decrypt(c, (size_t)nread))
+            return;
+    } else {
+        c->rlen += (size_t)nread;
+    }
     if (O.quickack) {
         uv_os_fd_t fd;
         int one = 1;
@@ -963,6 +1060,10 @@ static void on_connect(uv_connect_t *req, int status)
         c->iw.data = c;
         if (uv_write(&c->iw, (uv_stream_t *)&c->tcp, &b, 1, on_idle_write) < 0)
             conn_lost(c, "write failed");
+    } else if (c->tls != NULL) {
+        sl_tls_conn_connect(c->tls); /* counted once established */
+        tls_flush(c);
+        return;
     } else {
         th->connected++;
     }
@@ -1030,7 +1131,8 @@ static void *thread_main(void *arg)
     /* Idle connections first, so the load runs while they are held. */
     idle_start_next(th);
     for (int i = 0; i < th->n_conns; i++)
-        start_connect(th, th->conns[i], &th->conns[i]->body->addr);
+        start_connect(th, th->conns[i],
+                      O.connect ? &connect_addr : &th->conns[i]->body->addr);
     check_connect_done(th);
     uv_run(&th->loop, UV_RUN_DEFAULT);
     uv_timer_stop(&th->deadline);
@@ -1128,6 +1230,10 @@ static void usage(FILE *f)
 "      --drain S             seconds to wait for in-flight answers at the end (default 10)\n"
 "      --connect-timeout S   seconds to wait for all connections (default 60)\n"
 
+"      --connect HOST:PORT   producing connections all go here (e.g. one Sluice listener) instead\n"
+"                            of to each partition's leader\n"
+"      --tls                 speak TLS on producing connections (Metadata setup stays plaintext)\n"
+"      --tls-ca FILE         verify the server's certificate against this CA (default: no check)\n"
 "      --quickack            TCP_QUICKACK after every read: works around a peer that does not set\n"
 "                            TCP_NODELAY (the librdkafka mock), whose answers Nagle holds until our\n"
 "                            delayed ACK\n"
@@ -1210,6 +1316,12 @@ static void parse_args(int argc, char **argv)
             watch_pid[n_watch++] = (int)num(v, a);
         } else if (OPT("--quickack", "--quickack")) {
             O.quickack = true;
+        } else if (OPT("--connect", "--connect")) {
+            NEED(); O.connect = v;
+        } else if (OPT("--tls", "--tls")) {
+            O.tls = true;
+        } else if (OPT("--tls-ca", "--tls-ca")) {
+            NEED(); O.tls_ca = v;
         } else if (OPT("--label", "--label")) {
             NEED(); O.label = v;
         } else {
@@ -1248,6 +1360,18 @@ int main(int argc, char **argv)
     t_setup = now_ns();
     fetch_metadata();
     build_bodies();
+    if (O.connect != NULL && resolve(O.connect, &connect_addr) != 0) {
+        fprintf(stderr, "loadgen: --connect %s: cannot resolve\n", O.connect);
+        return 2;
+    }
+    if (O.tls) {
+        char err[512];
+        if (sl_tls_ctx_new_client(O.tls_ca, NULL, NULL, &tls_ctx, err,
+                                  sizeof(err)) != 0) {
+            fprintf(stderr, "loadgen: %s\n", err);
+            return 2;
+        }
+    }
 
     threads = sl_calloc((size_t)O.threads, sizeof(*threads));
     for (int t = 0; t < O.threads; t++) {
@@ -1286,6 +1410,10 @@ int main(int argc, char **argv)
         c->budget = total_reqs < 0 ? -1
                                    : total_reqs / O.conns + (i < total_reqs % O.conns ? 1 : 0);
         c->interval = O.rate > 0 ? (uint64_t)((double)O.batch * O.conns / O.rate * 1e9) : 0;
+        /* Made here, before the threads: the context's count is not
+         * atomic. */
+        if (O.tls)
+            c->tls = sl_tls_conn_new(tls_ctx);
         th->conns[th->n_conns++] = c;
     }
     if (O.idle > 0) {

@@ -10,7 +10,9 @@
  * Loop thread only: handlers read loop-owned state directly.
  */
 #include "sluice/http.h"
+#include "sluice/sasl.h"
 #include "sluice/server.h"
+#include "sluice/tls.h"
 #include "sluice/www.h"
 
 #include <math.h>
@@ -105,6 +107,19 @@
       "Policy generation in force (0: no policy file).", NULL)                 \
     X(M_RELOAD_FAIL, "sluice_policy_reload_failures_total", COUNTER,           \
       "Policy reloads rejected (the running policy stayed).", NULL)            \
+    X(M_TLS_HANDSHAKES, "sluice_tls_handshakes_total", COUNTER,                \
+      "TLS handshakes completed on the TLS listeners.", NULL)                  \
+    X(M_SASL_LOGINS, "sluice_sasl_logins_total", COUNTER,                      \
+      "Successful SASL logins (and re-logins), by mechanism.", "mechanism")   \
+    X(M_AUTH_FAILURES, "sluice_authentication_failures_total", COUNTER,        \
+      "Connections refused or closed by authentication, by reason: "         \
+      "tls_handshake, tls_principal (no mapping rule), credentials (a "      \
+      "failed login), mechanism (not offered), unauthenticated_request "     \
+      "(a request before the login), session_expired, illegal_state.",      \
+      "reason")                                                                \
+    X(M_SEC_RELOAD_FAIL, "sluice_security_reload_failures_total", COUNTER,     \
+      "TLS certificate or SASL credentials reloads rejected (the running "   \
+      "ones stayed).", NULL)                                                   \
     X(M_LOOP_BUSY, "sluice_event_loop_busy_seconds_total", COUNTER,            \
       "Time the event loop spent not waiting for events.", NULL)               \
     X(M_UPTIME, "sluice_uptime_seconds", GAUGE, "Seconds since start.", NULL)
@@ -270,6 +285,23 @@ static void collect(sl_server *srv, sl_metrics *em)
     sl_metrics_emit(em, M(M_OUTSTANDING), (double)srv->up.outstanding);
     sl_metrics_emit(em, M(M_POLICY_GEN), (double)srv->policy_generation);
     sl_metrics_emit(em, M(M_RELOAD_FAIL), (double)srv->policy_reload_failures);
+    if (srv->sec.tls != NULL)
+        sl_metrics_emit(em, M(M_TLS_HANDSHAKES),
+                        (double)srv->sec.tls_handshakes);
+    if (srv->sec.creds != NULL)
+        for (int m = 0; m < SL_SASL__MECH_COUNT; m++)
+            if (srv->sec.mechs & (1u << m))
+                sl_metrics_emit(em, M(M_SASL_LOGINS),
+                                (double)srv->sec.logins[m],
+                                sl_sasl_mech_name((sl_sasl_mech)m));
+    if (srv->sec.tls != NULL || srv->sec.creds != NULL) {
+        for (int k = 0; k < SL_AUTH_FAIL__COUNT; k++)
+            sl_metrics_emit(em, M(M_AUTH_FAILURES),
+                            (double)srv->sec.failures[k],
+                            sl_auth_failure_names[k]);
+        sl_metrics_emit(em, M(M_SEC_RELOAD_FAIL),
+                        (double)srv->sec.reload_failures);
+    }
     {
         uint64_t wall_ns = uv_hrtime() - srv->start_ns;
         uint64_t idle_ns = uv_metrics_idle_time(srv->loop);
@@ -664,7 +696,7 @@ int sl__admin_start(sl_server *srv, char *err, size_t errlen)
 {
     sl_http_config hc;
     char host[256];
-    int port;
+    int port, rc;
 
     if (srv->cfg->http_listen == NULL)
         return 0;
@@ -681,10 +713,31 @@ int sl__admin_start(sl_server *srv, char *err, size_t errlen)
     hc.router.nroutes = SL_ARRAY_SIZE(routes);
     hc.router.admin_token = srv->cfg->http_admin_token;
     hc.router.ud = srv;
-    if (sl_http_server_start(srv->loop, &hc, &srv->http, err, errlen) != 0)
+    if ((srv->cfg->http_tls_cert_file == NULL) !=
+        (srv->cfg->http_tls_key_file == NULL)) {
+        snprintf(err, errlen, "http.tls_cert_file and http.tls_key_file go "
+                              "together");
         return SL_E_CONFIG;
-    sl_info("operator HTTP on %s:%d (/metrics, /healthz, /readyz, /v1/, /)%s",
-            host, sl_http_server_port(srv->http),
+    }
+    if (srv->cfg->http_tls_cert_file != NULL) {
+        /* The TLS module reads tls.* keys: give it the http.* ones. */
+        sl_config tc;
+        char e[400];
+        memset(&tc, 0, sizeof(tc));
+        tc.tls_cert_file = srv->cfg->http_tls_cert_file;
+        tc.tls_key_file = srv->cfg->http_tls_key_file;
+        tc.tls_principal_mapping_rules = (char *)"DEFAULT";
+        if (sl_tls_ctx_new(&tc, &hc.tls, e, sizeof(e)) != 0) {
+            snprintf(err, errlen, "http: %s", e);
+            return SL_E_CONFIG;
+        }
+    }
+    rc = sl_http_server_start(srv->loop, &hc, &srv->http, err, errlen);
+    sl_tls_ctx_unref(hc.tls); /* the server holds its own */
+    if (rc != 0)
+        return SL_E_CONFIG;
+    sl_info("operator %s on %s:%d (/metrics, /healthz, /readyz, /v1/, /)%s",
+            srv->cfg->http_tls_cert_file ? "HTTPS" : "HTTP", host, sl_http_server_port(srv->http),
             srv->cfg->http_admin_token ? ""
                                        : "; admin calls disabled (no "
                                          "http.admin_token)");

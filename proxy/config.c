@@ -31,7 +31,8 @@ enum key_type {
     T_STRING,   /* char *: any non-empty string (KF_SECRET: redacted) */
     T_BROKERS,  /* char *: "mock:N" (N in min..max) or a broker list */
     T_INT,      /* int64_t in min..max; JSON integers only */
-    T_LOGLEVEL, /* int64_t sl_log_level, written as its name */
+    T_CHOICE,   /* int64_t index into the key's choices, written as its
+                   name; choices {"false", "true"} also take JSON booleans */
     T_PROPS,    /* sl_kv array + count: librdkafka properties, in order */
 };
 
@@ -44,7 +45,7 @@ static const struct {
     [T_STRING] = {"string", "TEXT"},
     [T_BROKERS] = {"brokers", "LIST"},
     [T_INT] = {"integer", "N"},
-    [T_LOGLEVEL] = {"level", "LEVEL"},
+    [T_CHOICE] = {"choice", "NAME"},
     [T_PROPS] = {"object", "KEY=VALUE"},
 };
 
@@ -58,16 +59,29 @@ typedef struct cfg_key {
     size_t off;          /* of the value in sl_config */
     size_t off_n;        /* T_PROPS: of the element count */
     const char *def_str; /* T_HOSTPORT, T_BROKERS; NULL = unset */
-    int64_t def_int;     /* T_INT, T_LOGLEVEL */
+    int64_t def_int;     /* T_INT, T_CHOICE */
     int64_t min, max;    /* T_INT; T_BROKERS: N of "mock:N" */
     const char *alias;   /* another long flag, without "--" */
     char short_flag;     /* -X style flag, 0 = none */
+    const char *const *choices; /* T_CHOICE: names, NULL-terminated */
     unsigned flags;      /* KF_* */
     const char *def_doc; /* the default as docs show it, if not the value */
     const char *help;
 } cfg_key;
 
 #define OFF(field) offsetof(sl_config, field)
+
+/* T_CHOICE names; an index is the value (sl_log_level for the log level). */
+static const char *const level_names[] = {"error", "warn", "info", "debug",
+                                          NULL};
+static const char *const bool_names[] = {"false", "true", NULL};
+/* Indexes are sl_security_protocol values minus the first. */
+static const char *const plain_protocols[] = {"PLAINTEXT", "SASL_PLAINTEXT",
+                                              NULL};
+static const char *const tls_protocols[] = {"SSL", "SASL_SSL", NULL};
+static const char *const client_auths[] = {"none", "requested", "required",
+                                           NULL};
+static const char *const tls_versions[] = {"TLSv1.2", "TLSv1.3", NULL};
 
 static const cfg_key keys[] = {
     {.name = "listen", .type = T_HOSTPORT, .off = OFF(listen),
@@ -91,8 +105,8 @@ static const cfg_key keys[] = {
              "slow broker's throttle mutes only those: port = this + broker "
              "id, or a free port with 0. -1: advertise the listen address "
              "as the only broker (node_id)."},
-    {.name = "log_level", .type = T_LOGLEVEL, .off = OFF(log_level),
-     .def_int = SL_LOG_INFO, .min = SL_LOG_ERROR, .max = SL_LOG_DEBUG,
+    {.name = "log_level", .type = T_CHOICE, .off = OFF(log_level),
+     .def_int = SL_LOG_INFO, .choices = level_names,
      .alias = "log-level",
      .help = "Least severe log lines written to stderr."},
 
@@ -110,6 +124,105 @@ static const cfg_key keys[] = {
      .def_str = NULL, .flags = KF_NULLABLE | KF_SECRET,
      .help = "Bearer token required by mutating admin calls (pause, resume, "
              "quota override, reload). Unset: those calls are disabled."},
+
+    {.name = "http.tls_cert_file", .type = T_PATH,
+     .off = OFF(http_tls_cert_file), .def_str = NULL, .flags = KF_NULLABLE,
+     .help = "PEM certificate chain for the HTTP surface: set with "
+             "http.tls_key_file, it serves HTTPS only. Read at start."},
+    {.name = "http.tls_key_file", .type = T_PATH,
+     .off = OFF(http_tls_key_file), .def_str = NULL, .flags = KF_NULLABLE,
+     .help = "PEM private key of http.tls_cert_file."},
+
+    {.name = "listen_protocol", .type = T_CHOICE, .off = OFF(listen_protocol),
+     .def_int = 0, .choices = plain_protocols,
+     .help = "Security of the listen address and its per-broker listeners, "
+             "as Kafka's security.protocol: SASL_PLAINTEXT requires a SASL "
+             "login (sasl.*) before any other request."},
+    {.name = "tls.listen", .type = T_HOSTPORT, .off = OFF(tls_listen),
+     .def_str = NULL, .flags = KF_NULLABLE,
+     .help = "Address of a TLS listener beside the plaintext one (needs "
+             "tls.cert_file and tls.key_file); per-broker TLS listeners "
+             "follow it as broker_port_base says. Unset: no TLS."},
+    {.name = "tls.advertised_listener", .type = T_HOSTPORT,
+     .off = OFF(tls_advertised_listener), .def_str = NULL,
+     .flags = KF_NULLABLE, .def_doc = "same as tls.listen",
+     .help = "Address TLS clients are told to connect to in Metadata "
+             "responses (its host must match the certificate)."},
+    {.name = "tls.broker_port_base", .type = T_INT,
+     .off = OFF(tls_broker_port_base), .def_int = 0, .min = 0,
+     .max = 65535,
+     .help = "Ports of the per-broker TLS listeners when broker_port_base "
+             "is not -1: this + broker id, or free ports with 0."},
+    {.name = "tls.protocol", .type = T_CHOICE, .off = OFF(tls_protocol),
+     .def_int = 0, .choices = tls_protocols,
+     .help = "Security of the TLS listeners: SSL, or SASL_SSL to require a "
+             "SASL login over TLS."},
+    {.name = "tls.cert_file", .type = T_PATH, .off = OFF(tls_cert_file),
+     .def_str = NULL, .flags = KF_NULLABLE,
+     .help = "PEM certificate chain of the TLS listeners. Reloaded with "
+             "the key on SIGHUP and when either file changes; connections "
+             "already open keep theirs."},
+    {.name = "tls.key_file", .type = T_PATH, .off = OFF(tls_key_file),
+     .def_str = NULL, .flags = KF_NULLABLE,
+     .help = "PEM private key of tls.cert_file."},
+    {.name = "tls.key_password", .type = T_STRING,
+     .off = OFF(tls_key_password), .def_str = NULL,
+     .flags = KF_NULLABLE | KF_SECRET,
+     .help = "Password of an encrypted tls.key_file."},
+    {.name = "tls.ca_file", .type = T_PATH, .off = OFF(tls_ca_file),
+     .def_str = NULL, .flags = KF_NULLABLE,
+     .help = "PEM CA certificates that client certificates must chain to "
+             "(for tls.client_auth)."},
+    {.name = "tls.client_auth", .type = T_CHOICE,
+     .off = OFF(tls_client_auth), .def_int = 0, .choices = client_auths,
+     .help = "Client certificates, as Kafka's ssl.client.auth: requested "
+             "asks for one, required refuses the handshake without one. A "
+             "verified certificate's subject is the client's principal "
+             "(see tls.principal_mapping_rules)."},
+    {.name = "tls.min_version", .type = T_CHOICE,
+     .off = OFF(tls_min_version), .def_int = 0, .choices = tls_versions,
+     .help = "Oldest TLS version accepted."},
+    {.name = "tls.ciphers", .type = T_STRING, .off = OFF(tls_ciphers),
+     .def_str = NULL, .flags = KF_NULLABLE, .def_doc = "OpenSSL's",
+     .help = "TLS 1.2 cipher list, in OpenSSL's syntax."},
+    {.name = "tls.ciphersuites", .type = T_STRING,
+     .off = OFF(tls_ciphersuites), .def_str = NULL, .flags = KF_NULLABLE,
+     .def_doc = "OpenSSL's",
+     .help = "TLS 1.3 cipher suites, in OpenSSL's syntax."},
+    {.name = "tls.principal_mapping_rules", .type = T_STRING,
+     .off = OFF(tls_principal_mapping_rules), .def_str = "DEFAULT",
+     .help = "How a client certificate's subject (RFC 2253, e.g. "
+             "\"CN=alice,OU=Apps,O=Example\") becomes a principal, as "
+             "Kafka's ssl.principal.mapping.rules: "
+             "\"RULE:pattern/replacement/[LU],...,DEFAULT\", the first "
+             "rule whose pattern (a POSIX extended regular expression "
+             "matching the whole subject) matches wins; $1.. in the "
+             "replacement are its groups; /L or /U changes case; DEFAULT "
+             "is the subject itself. The principal is \"User:<result>\"."},
+    {.name = "sasl.mechanisms", .type = T_STRING, .off = OFF(sasl_mechanisms),
+     .def_str = "SCRAM-SHA-512,SCRAM-SHA-256,PLAIN",
+     .help = "SASL mechanisms offered on SASL listeners, as Kafka's "
+             "sasl.enabled.mechanisms: any of SCRAM-SHA-512, SCRAM-SHA-256, "
+             "PLAIN (PLAIN sends the password itself: use it over TLS)."},
+    {.name = "sasl.credentials_file", .type = T_PATH,
+     .off = OFF(sasl_credentials_file), .def_str = NULL,
+     .flags = KF_NULLABLE,
+     .help = "Users' salted SCRAM credentials (never passwords), written "
+             "by `sluice users add`; PLAIN logins are checked against them. "
+             "Reloaded on SIGHUP and when it changes."},
+    {.name = "sasl.session_lifetime_ms", .type = T_INT,
+     .off = OFF(sasl_session_lifetime_ms), .def_int = 0, .min = 0,
+     .max = 31536000000,
+     .help = "Lifetime of a SASL login, as Kafka's connections.max.reauth.ms"
+             " (KIP-368): told to clients, which log in again on the same "
+             "connection before it ends; a connection that sends anything "
+             "else after it is closed. 0: logins do not expire."},
+    {.name = "require_principal", .type = T_CHOICE,
+     .off = OFF(require_principal), .def_int = 0, .choices = bool_names,
+     .help = "Refuse clients that did not authenticate (by SASL or a "
+             "verified client certificate): their Produce requests are "
+             "answered with an authorization error, so that quotas cannot "
+             "be claimed by choosing a client.id."},
 
     {.name = "upstream.bootstrap_servers", .type = T_BROKERS,
      .off = OFF(upstream_bootstrap), .def_str = "mock:3", .min = 1,
@@ -225,12 +338,21 @@ static const cfg_key keys[] = {
 
 #undef OFF
 
-/* Printing only; parsing goes through sl_log_level_parse (common.c). */
-static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 /* Property names whose values sl_config_dump_json hides. */
 static const char *const secret_words[] = {"password", "secret", "sasl",
                                            "ssl.key", "ssl_key"};
+
+const char *sl_security_protocol_name(sl_security_protocol p)
+{
+    switch (p) {
+    case SL_PROTO_PLAINTEXT: return "PLAINTEXT";
+    case SL_PROTO_SASL_PLAINTEXT: return "SASL_PLAINTEXT";
+    case SL_PROTO_SSL: return "SSL";
+    case SL_PROTO_SASL_SSL: return "SASL_SSL";
+    }
+    return "?";
+}
 
 /* ---- field access ---------------------------------------------------- */
 
@@ -324,7 +446,7 @@ void sl_config_defaults(sl_config *c)
             *str_at(c, k) = k->def_str ? sl_strdup(k->def_str) : NULL;
             break;
         case T_INT:
-        case T_LOGLEVEL:
+        case T_CHOICE:
             *int_at(c, k) = k->def_int;
             break;
         case T_PROPS:
@@ -506,6 +628,19 @@ static const char *describe_json(char *buf, const json_t *v)
 }
 
 /* What key k accepts, for "expected ..." (flag: as a flag's text). */
+/* "a, b, c" from a T_CHOICE key's names. */
+static const char *choices_text(char *buf, size_t n, const cfg_key *k,
+                                const char *sep)
+{
+    size_t o = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; k->choices[i] != NULL && o < n; i++)
+        o += (size_t)snprintf(buf + o, n - o, "%s%s", i ? sep : "",
+                              k->choices[i]);
+    return buf;
+}
+
 static const char *expected(char *buf, size_t n, const cfg_key *k, bool flag)
 {
     switch (k->type) {
@@ -529,9 +664,13 @@ static const char *expected(char *buf, size_t n, const cfg_key *k, bool flag)
         snprintf(buf, n, "an integer in %" PRId64 "..%" PRId64, k->min,
                  k->max);
         break;
-    case T_LOGLEVEL:
-        snprintf(buf, n, "one of error, warn, info, debug");
+    case T_CHOICE: {
+        char names[256];
+        snprintf(buf, n, "one of %s%s", choices_text(names, sizeof(names), k, ", "),
+                 k->choices == bool_names && !flag ? " (or a JSON boolean)"
+                                                    : "");
         break;
+    }
     case T_PROPS:
         snprintf(buf, n, "%s",
                  flag ? "key=value" : "an object of librdkafka properties");
@@ -594,7 +733,6 @@ static int set_from_text(sl_config *c, const cfg_key *k, const char *s,
     char exp[160], got[QUOTE_MAX];
     const char *eq;
     int64_t v;
-    int lvl;
 
     switch (k->type) {
     case T_STRING:
@@ -615,10 +753,13 @@ static int set_from_text(sl_config *c, const cfg_key *k, const char *s,
             goto bad;
         *int_at(c, k) = v;
         return 0;
-    case T_LOGLEVEL:
-        if ((lvl = sl_log_level_parse(s)) < 0)
+    case T_CHOICE:
+        for (v = 0; k->choices[v] != NULL; v++)
+            if (strcmp(s, k->choices[v]) == 0)
+                break;
+        if (k->choices[v] == NULL)
             goto bad;
-        *int_at(c, k) = lvl;
+        *int_at(c, k) = v;
         return 0;
     case T_PROPS:
         eq = strchr(s, '=');
@@ -764,7 +905,12 @@ static int load_value(loader *ld, const cfg_key *k, json_t *v)
     case T_STRING:
     case T_PATH:
     case T_BROKERS:
-    case T_LOGLEVEL:
+    case T_CHOICE:
+        if (k->type == T_CHOICE && k->choices == bool_names &&
+            json_is_boolean(v)) {
+            *int_at(ld->c, k) = json_is_true(v);
+            return 0;
+        }
         if (json_is_null(v) && is_string_type(k->type) &&
             (k->flags & KF_NULLABLE)) {
             sl_free(*str_at(ld->c, k));
@@ -1105,8 +1251,8 @@ static const char *default_text(char *buf, size_t n, const cfg_key *k)
     case T_PATH:
     case T_BROKERS:
         return k->def_str ? k->def_str : "none";
-    case T_LOGLEVEL:
-        return level_names[k->def_int];
+    case T_CHOICE:
+        return k->choices[k->def_int];
     case T_INT:
         if ((k->flags & KF_BYTES) && human_bytes(h, sizeof(h), k->def_int)[0])
             snprintf(buf, n, "%" PRId64 " (%s)", k->def_int, h);
@@ -1136,10 +1282,8 @@ static const char *range_text(char *buf, size_t n, const cfg_key *k,
     case T_INT:
         snprintf(buf, n, "%" PRId64 "..%" PRId64, k->min, k->max);
         return buf;
-    case T_LOGLEVEL:
-        snprintf(buf, n, "%s%s%s%s%s%s%s", level_names[0], sep,
-                 level_names[1], sep, level_names[2], sep, level_names[3]);
-        return buf;
+    case T_CHOICE:
+        return choices_text(buf, n, k, sep);
     case T_PROPS:
         break;
     }
@@ -1279,11 +1423,11 @@ static json_t *value_json(const sl_config *c, const cfg_key *k)
     }
     case T_INT:
         return json_integer(*int_at(rc, k));
-    case T_LOGLEVEL: {
-        int64_t lvl = *int_at(rc, k);
-        return lvl >= 0 && lvl < (int64_t)SL_ARRAY_SIZE(level_names)
-                   ? json_string(level_names[lvl])
-                   : json_integer(lvl);
+    case T_CHOICE: {
+        int64_t i = *int_at(rc, k);
+        if (k->choices == bool_names)
+            return json_boolean(i != 0);
+        return json_string(k->choices[i]);
     }
     case T_PROPS:
         o = json_object();

@@ -4,6 +4,7 @@
  * Loop thread only.
  */
 #include "sluice/server.h"
+#include "sluice/tls.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -20,7 +21,6 @@ static const struct {
     int16_t api_key;
     int16_t error;
 } unserved_errors[] = {
-    {17, 33},  /* SaslHandshake: UNSUPPORTED_SASL_MECHANISM */
     {24, 53},  /* AddPartitionsToTxn: TRANSACTIONAL_ID_AUTHORIZATION_FAILED */
     {25, 53},  /* AddOffsetsToTxn */
     {26, 53},  /* EndTxn */
@@ -35,11 +35,14 @@ static int16_t unserved_error(int16_t key)
     return SL_KERR_UNSUPPORTED_VERSION;
 }
 
-/* One uv_write of n answers; owns their buffers until it completes. */
+/* One uv_write of n buffers carrying `answers` answers (on TLS, one
+ * buffer of ciphertext for any number, or none for handshake bytes); owns
+ * the buffers until it completes. */
 typedef struct write_req {
     uv_write_t w;
+    size_t answers;
     size_t n;
-    uint8_t *data[]; /* response frames */
+    uint8_t *data[]; /* response frames, or ciphertext */
 } write_req;
 
 static void on_close(uv_handle_t *h);
@@ -66,10 +69,12 @@ static void on_write(uv_write_t *w, int status)
     sl_conn *c = w->data;
     for (size_t i = 0; i < wr->n; i++)
         sl_free(wr->data[i]);
-    c->writes_pending -= wr->n;
+    c->writes_pending -= wr->answers;
     sl_free(wr);
     if (status < 0 && status != UV_ECANCELED)
         sl__conn_close(c, uv_strerror(status));
+    else if (c->close_when_written && c->writes_pending == 0)
+        sl__conn_close(c, NULL);
     sl__server_maybe_finish(c->srv);
 }
 
@@ -111,6 +116,34 @@ static void write_frame(sl_conn *c, uint8_t *data, size_t len)
     }
 }
 
+/* Writes the TLS end's ciphertext, if any; `answers` answers ride in it. */
+static void tls_send(sl_conn *c, size_t answers)
+{
+    write_req *wr;
+    uv_buf_t buf;
+    size_t len;
+    uint8_t *data = sl_tls_conn_take_output(c->tls, &len);
+    int rc;
+
+    if (data == NULL) {
+        c->writes_pending -= answers;
+        return;
+    }
+    wr = sl_malloc(sizeof(*wr) + sizeof(wr->data[0]));
+    wr->answers = answers;
+    wr->n = 1;
+    wr->data[0] = data;
+    wr->w.data = c;
+    buf = uv_buf_init((char *)data, (unsigned)len);
+    rc = uv_write(&wr->w, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
+    if (rc < 0) {
+        sl_free(data);
+        c->writes_pending -= answers;
+        sl_free(wr);
+        sl__conn_close(c, uv_strerror(rc));
+    }
+}
+
 static void flush_conn(sl_conn *c)
 {
     write_req *wr;
@@ -124,7 +157,22 @@ static void flush_conn(sl_conn *c)
         drop_output(c);
         return;
     }
+    if (c->tls != NULL) {
+        /* Encrypted together: one write of ciphertext for them all. */
+        bool failed = false;
+        for (size_t i = 0; i < n; i++) {
+            failed = failed || sl_tls_conn_write(c->tls, c->out_data[i],
+                                                 c->out_len[i]) != 0;
+            sl_free(c->out_data[i]);
+        }
+        c->n_out = 0;
+        tls_send(c, n);
+        if (failed)
+            sl__conn_close(c, "TLS write failed");
+        return;
+    }
     wr = sl_malloc(sizeof(*wr) + n * sizeof(wr->data[0]));
+    wr->answers = n;
     wr->n = n;
     wr->w.data = c;
     if (n > SL_ARRAY_SIZE(stack_bufs))
@@ -184,7 +232,7 @@ void sl__req_free(sl_server *srv, sl_req *req)
 
 static void flush_queue(sl_conn *c)
 {
-    bool close_now = false;
+    bool close_now = false, answered_close = false;
     while (c->q_head && c->q_head->answered) {
         sl_req *req = c->q_head;
         c->q_head = req->next;
@@ -195,13 +243,24 @@ static void flush_queue(sl_conn *c)
             req->resp = NULL;
         }
         close_now |= req->close_after;
+        answered_close |= req->close_after && c->n_out > 0;
         release_charge(c, req);
         sl__req_free(c->srv, req);
     }
-    if (close_now)
-        sl__conn_close(c, "protocol error (see above)");
-    else
+    if (close_now && answered_close) {
+        /* The answer says why (a failed login, a refused mechanism): it
+         * goes out first, then the connection closes (on_write). The
+         * reason was logged where the answer was made. */
+        c->close_when_written = true;
         sl__conn_update_reading(c);
+        flush_conn(c);
+        if (c->writes_pending == 0)
+            sl__conn_close(c, NULL);
+    } else if (close_now) {
+        sl__conn_close(c, "protocol error (see above)");
+    } else {
+        sl__conn_update_reading(c);
+    }
 }
 
 void sl__req_answer(sl_req *req, uint8_t *resp, size_t resp_len)
@@ -237,8 +296,9 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     sl_conn *c = h->data;
     size_t want;
 
-    /* A large frame in progress is read straight into its own buffer. */
-    if (c->frame != NULL) {
+    /* A large frame in progress is read straight into its own buffer
+     * (plaintext connections: on TLS, reads are ciphertext). */
+    if (c->frame != NULL && c->tls == NULL) {
         want = c->frame_len - c->frame_got;
         if (want >= READ_BUF_SIZE / 2) {
             *buf = uv_buf_init((char *)c->frame + c->frame_got,
@@ -277,11 +337,18 @@ static void consume(sl_conn *c, const uint8_t *p, size_t n, sl_slab *slab)
                              ((uint32_t)c->size_buf[2] << 8) |
                              c->size_buf[3]);
             if (size < 8 || (int64_t)size > cfg->max_request_bytes) {
-                char why[160];
-                snprintf(why, sizeof(why),
-                         "request frame of %d bytes is outside 8..%lld "
-                         "(limits.max_request_bytes)",
-                         size, (long long)cfg->max_request_bytes);
+                char why[200];
+                if (c->tls == NULL && c->size_buf[0] == 22 &&
+                    c->size_buf[1] == 3 && c->size_buf[2] <= 4)
+                    snprintf(why, sizeof(why),
+                             "a TLS handshake on a plaintext listener (a "
+                             "client with security.protocol SSL or "
+                             "SASL_SSL?)");
+                else
+                    snprintf(why, sizeof(why),
+                             "request frame of %d bytes is outside 8..%lld "
+                             "(limits.max_request_bytes)",
+                             size, (long long)cfg->max_request_bytes);
                 sl__conn_close(c, why);
                 return;
             }
@@ -320,6 +387,45 @@ static void consume(sl_conn *c, const uint8_t *p, size_t n, sl_slab *slab)
     }
 }
 
+/* Ciphertext read on a TLS connection: decrypts what it can and consumes
+ * the plaintext (copied into frames: the scratch buffer is reused). */
+static void tls_read(sl_conn *c, const uint8_t *p, size_t n)
+{
+    static uint8_t plain[READ_BUF_SIZE]; /* loop thread only */
+    char why[320];
+    ssize_t got;
+
+    sl_tls_conn_feed(c->tls, p, n);
+    while (!c->closing) {
+        got = sl_tls_conn_read(c->tls, plain, sizeof(plain), why,
+                               sizeof(why));
+        if (got == 0)
+            break;
+        if (got == SL_TLS_CLOSED) {
+            sl__conn_close(c, NULL);
+            return;
+        }
+        if (got < 0) {
+            c->srv->sec.failures[SL_AUTH_FAIL_TLS_HANDSHAKE]++;
+            sl__conn_close(c, why);
+            return;
+        }
+        if (!c->tls_up && !sl__security_tls_up(c, why, sizeof(why))) {
+            sl__conn_close(c, why);
+            return;
+        }
+        consume(c, plain, (size_t)got, NULL);
+    }
+    if (c->closing)
+        return;
+    if (!c->tls_up && sl_tls_conn_established(c->tls) &&
+        !sl__security_tls_up(c, why, sizeof(why))) {
+        sl__conn_close(c, why);
+        return;
+    }
+    tls_send(c, 0); /* handshake bytes */
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     sl_conn *c = s->data;
@@ -331,7 +437,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     c->last_rx_ms = sl__now_ms(c->srv);
-    {
+    if (c->tls != NULL) {
+        tls_read(c, (const uint8_t *)buf->base, (size_t)nread);
+    } else {
         sl_server *srv = c->srv;
         sl_slab *slab = srv->rslab != NULL &&
                                 (uint8_t *)buf->base == srv->rslab->data
@@ -353,8 +461,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             slab_unref(srv, slab);
         }
     }
-    /* A request begun and not finished: its clock runs from now. */
-    if (!c->closing && (c->frame != NULL || c->size_got > 0) &&
+    /* A request begun and not finished (or a TLS handshake): its clock
+     * runs from now. */
+    if (!c->closing &&
+        (c->frame != NULL || c->size_got > 0 ||
+         (c->tls != NULL && !c->tls_up)) &&
         c->frame_start_ms == 0)
         c->frame_start_ms = c->last_rx_ms;
 }
@@ -363,7 +474,8 @@ void sl__conn_update_reading(sl_conn *c)
 {
     sl_server *srv = c->srv;
     const sl_config *cfg = srv->cfg;
-    bool want = !c->closing && !srv->shutting_down && !srv->mem_paused &&
+    bool want = !c->closing && !c->close_when_written &&
+                !srv->shutting_down && !srv->mem_paused &&
                 !c->muted &&
                 c->inflight_reqs < (size_t)cfg->max_inflight_requests &&
                 c->inflight_bytes < (size_t)cfg->max_inflight_bytes;
@@ -396,6 +508,7 @@ void sl__conn_accept(sl_server *srv, sl_listener *l)
     c->tcp.data = c;
     c->srv = srv;
     c->broker = l->broker;
+    c->fam = l->fam;
     rc = uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&c->tcp);
     if (rc < 0) {
         sl_warn_client("accept: %s", uv_strerror(rc));
@@ -445,6 +558,7 @@ void sl__conn_accept(sl_server *srv, sl_listener *l)
         }
     }
     c->last_rx_ms = sl__now_ms(srv);
+    sl__security_conn_init(c);
     c->next = srv->conns;
     if (srv->conns)
         srv->conns->prev = c;
@@ -479,6 +593,7 @@ static void on_close(uv_handle_t *h)
     }
     if (c->ip_counted)
         sl_ipcount_dec(srv->ipcount, &c->ip);
+    sl__security_conn_free(c);
     drop_output(c);
     sl_free(c->frame);
     sl_free(c->out_data);
@@ -487,17 +602,28 @@ static void on_close(uv_handle_t *h)
     if (srv->accept_paused && !srv->shutting_down &&
         srv->n_conns < (size_t)srv->cfg->max_connections) {
         /* Accept from the first listener with a connection waiting. */
-        sl_listener *l = srv->listener.pending ? &srv->listener : NULL;
-        for (size_t i = 0; l == NULL && i < srv->n_blisten; i++)
-            if (srv->blisten[i]->pending)
-                l = srv->blisten[i];
+        sl_listener *l = NULL;
+        for (size_t f = 0; l == NULL && f < SL_N_FAMILIES; f++) {
+            sl_family *fam = &srv->fam[f];
+            if (!fam->enabled)
+                continue;
+            if (fam->listener.pending)
+                l = &fam->listener;
+            for (size_t i = 0; l == NULL && i < fam->n_blisten; i++)
+                if (fam->blisten[i]->pending)
+                    l = fam->blisten[i];
+        }
         if (l != NULL) {
             l->pending = false;
             sl__conn_accept(srv, l);
         }
-        srv->accept_paused = srv->listener.pending;
-        for (size_t i = 0; i < srv->n_blisten; i++)
-            srv->accept_paused |= srv->blisten[i]->pending;
+        srv->accept_paused = false;
+        for (size_t f = 0; f < SL_N_FAMILIES; f++) {
+            sl_family *fam = &srv->fam[f];
+            srv->accept_paused |= fam->enabled && fam->listener.pending;
+            for (size_t i = 0; i < fam->n_blisten; i++)
+                srv->accept_paused |= fam->blisten[i]->pending;
+        }
     }
     sl__server_maybe_finish(srv);
 }
@@ -550,13 +676,19 @@ void sl__conn_sweep(sl_server *srv, uint64_t now_ms)
         if (cfg->request_read_timeout_ms > 0 && c->frame_start_ms != 0 &&
             now_ms - c->frame_start_ms >
                 (uint64_t)cfg->request_read_timeout_ms) {
-            snprintf(why, sizeof(why),
-                     "a request of %zu bytes has been arriving for more "
-                     "than %lld ms (%zu received; "
-                     "limits.request_read_timeout_ms)",
-                     c->frame ? c->frame_len : 0,
-                     (long long)cfg->request_read_timeout_ms,
-                     c->frame ? c->frame_got : c->size_got);
+            if (c->tls != NULL && !c->tls_up)
+                snprintf(why, sizeof(why),
+                         "the TLS handshake has taken more than %lld ms "
+                         "(limits.request_read_timeout_ms)",
+                         (long long)cfg->request_read_timeout_ms);
+            else
+                snprintf(why, sizeof(why),
+                         "a request of %zu bytes has been arriving for more "
+                         "than %lld ms (%zu received; "
+                         "limits.request_read_timeout_ms)",
+                         c->frame ? c->frame_len : 0,
+                         (long long)cfg->request_read_timeout_ms,
+                         c->frame ? c->frame_got : c->size_got);
             sl__conn_close(c, why);
         } else if (cfg->connections_max_idle_ms > 0 &&
                    c->frame_start_ms == 0 && c->q_head == NULL &&
@@ -787,6 +919,11 @@ static void dispatch(sl_conn *c, uint8_t *frame, size_t len, sl_slab *slab)
     c->inflight_bytes += len;
     sl__mem_charge(srv, len);
 
+    if (c->auth != NULL && sl__sasl_expects_raw(c)) {
+        enqueue(c, req);
+        sl__sasl_raw_token(c, req);
+        return;
+    }
     rc = sl_kafka_req_hdr_decode(frame, len, &req->hdr);
     api = sl_kafka_api_find(req->hdr.api_key);
     if (rc == SL_E_TRUNCATED || api == NULL) {
@@ -823,6 +960,8 @@ static void dispatch(sl_conn *c, uint8_t *frame, size_t len, sl_slab *slab)
      * included (it is answered with nothing once its records settle), so
      * answers leave in request order and in-flight limits see it. */
     enqueue(c, req);
+    if (c->auth != NULL && !sl__sasl_gate(c, req))
+        return;
     if (req->hdr.api_key == SL_KAFKA_API_VERSIONS) {
         answer_apiversions(req);
         return;
@@ -846,6 +985,12 @@ static void dispatch(sl_conn *c, uint8_t *frame, size_t len, sl_slab *slab)
         return;
     case SL_KAFKA_FIND_COORDINATOR:
         answer_find_coordinator(c, req);
+        return;
+    case SL_KAFKA_SASL_HANDSHAKE:
+        sl__sasl_handshake(c, req);
+        return;
+    case SL_KAFKA_SASL_AUTHENTICATE:
+        sl__sasl_authenticate(c, req);
         return;
     default:
         answer_unserved(c, req, api);

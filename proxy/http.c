@@ -6,6 +6,7 @@
  * Threads: all of it runs on the loop thread that owns the server.
  */
 #include "sluice/http.h"
+#include "sluice/tls.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -986,6 +987,7 @@ struct sl_http_server {
     bool closing;
     void (*done)(void *);
     void *done_arg;
+    sl_tls_ctx *tls;       /* HTTPS: one reference; NULL for HTTP */
 };
 
 /* One client connection. Owned by the server's list while open; once
@@ -1005,6 +1007,7 @@ struct hconn {
     bool lingering;           /* shut down; draining the peer's bytes */
     bool peer_eof;
     bool closing;
+    sl_tls_conn *tls;         /* HTTPS: the TLS end; NULL for HTTP */
 };
 
 /* A write: the request and the bytes it sends, freed in its callback
@@ -1027,6 +1030,7 @@ static void maybe_finish(sl_http_server *s)
     void (*done)(void *) = s->done;
     void *arg = s->done_arg;
     sl_free(s->token);
+    sl_tls_ctx_unref(s->tls);
     sl_free(s);
     if (done)
         done(arg);
@@ -1039,6 +1043,7 @@ static void conn_on_close(uv_handle_t *h)
     if (--c->handles_open > 0)
         return;
     sl_http_parser_free(c->parser);
+    sl_tls_conn_free(c->tls);
     sl_free(c->in);
     sl_free(c);
     s->nalive--;
@@ -1147,8 +1152,21 @@ static void conn_on_write(uv_write_t *req, int status)
 /* Takes ownership of buf (freed when written or on failure). */
 static void conn_write(hconn *c, uint8_t *buf, size_t len, bool final)
 {
-    wreq *w = sl_malloc(sizeof(*w));
-    uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+    wreq *w;
+    uv_buf_t b;
+
+    if (c->tls != NULL) {
+        /* Encrypted: the ciphertext is what goes out. */
+        int rc = sl_tls_conn_write(c->tls, buf, len);
+        sl_free(buf);
+        buf = rc == 0 ? sl_tls_conn_take_output(c->tls, &len) : NULL;
+        if (buf == NULL) {
+            conn_close(c);
+            return;
+        }
+    }
+    w = sl_malloc(sizeof(*w));
+    b = uv_buf_init((char *)buf, (unsigned)len);
     w->c = c;
     w->buf = buf;
     w->final = final;
@@ -1243,6 +1261,53 @@ static void conn_process(hconn *c)
     }
 }
 
+/* HTTPS: the n bytes just read at in + in_len are ciphertext; replaces
+ * them with the plaintext they carry and sends handshake bytes. Returns
+ * false if the connection closed. */
+static bool tls_decrypt(hconn *c, size_t n)
+{
+    char why[320];
+    size_t len;
+    uint8_t *out;
+
+    sl_tls_conn_feed(c->tls, (const uint8_t *)c->in + c->in_len, n);
+    for (;;) {
+        ssize_t got;
+        if (c->in_cap - c->in_len < READ_CHUNK) {
+            c->in_cap = c->in_len + READ_CHUNK;
+            c->in = sl_realloc(c->in, c->in_cap);
+        }
+        got = sl_tls_conn_read(c->tls, (uint8_t *)c->in + c->in_len,
+                               c->in_cap - c->in_len, why, sizeof(why));
+        if (got == 0)
+            break;
+        if (got < 0) {
+            if (got == SL_TLS_ERROR)
+                sl_debug("http: %s", why);
+            conn_close(c);
+            return false;
+        }
+        c->in_len += (size_t)got;
+    }
+    out = sl_tls_conn_take_output(c->tls, &len);
+    if (out != NULL) {
+        wreq *w = sl_malloc(sizeof(*w));
+        uv_buf_t b = uv_buf_init((char *)out, (unsigned)len);
+        w->c = c;
+        w->buf = out;
+        w->final = false;
+        if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1,
+                     conn_on_write) != 0) {
+            sl_free(out);
+            sl_free(w);
+            conn_close(c);
+            return false;
+        }
+        c->writes_pending++;
+    }
+    return true;
+}
+
 static void conn_on_read(uv_stream_t *st, ssize_t nread,
                          const uv_buf_t *buf)
 {
@@ -1262,7 +1327,12 @@ static void conn_on_read(uv_stream_t *st, ssize_t nread,
     }
     if (nread == 0 || c->lingering)
         return; /* EAGAIN, or bytes to drop */
-    c->in_len += (size_t)nread;
+    if (c->tls != NULL) {
+        if (!tls_decrypt(c, (size_t)nread))
+            return;
+    } else {
+        c->in_len += (size_t)nread;
+    }
     conn_process(c);
 }
 
@@ -1283,6 +1353,8 @@ static void srv_on_connection(uv_stream_t *ls, int status)
     c->timer.data = c;
     c->handles_open = 2;
     c->parser = sl_http_parser_new(&s->limits);
+    if (s->tls != NULL)
+        c->tls = sl_tls_conn_new(s->tls);
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;
@@ -1343,6 +1415,7 @@ int sl_http_server_start(uv_loop_t *loop, const sl_http_config *cfg,
     s->limits = cfg->limits;
     s->max_conns = cfg->max_connections ? cfg->max_connections : 64;
     s->idle_ms = cfg->idle_timeout_ms ? cfg->idle_timeout_ms : 30000;
+    s->tls = cfg->tls ? sl_tls_ctx_ref(cfg->tls) : NULL;
     uv_tcp_init(loop, &s->listener);
     s->listener.data = s;
     s->listener_open = true;

@@ -579,6 +579,8 @@ static void answer(sl_server *srv, sl_req *req,
                    const sl_kafka_MetadataRequest *body)
 {
     sl_metacache *mc = srv->meta;
+    /* The asking connection's listeners (an orphan's answer is dropped). */
+    sl_family *fam = req->conn ? req->conn->fam : &srv->fam[0];
     int16_t ver = req->hdr.api_version;
     sl_kafka_MetadataResponse resp = {0};
     sl_kafka_MetadataBroker broker, *mapped = NULL;
@@ -594,8 +596,8 @@ static void answer(sl_server *srv, sl_req *req,
     uint8_t *buf;
 
     broker.node_id = node;
-    broker.host = SL_KSTR(srv->adv_host);
-    broker.port = srv->adv_port;
+    broker.host = SL_KSTR(fam->adv_host);
+    broker.port = fam->adv_port;
     broker.rack = SL_KSTR_NULL;
     resp.throttle_time_ms = 0;
     resp.n_brokers = 1;
@@ -603,14 +605,14 @@ static void answer(sl_server *srv, sl_req *req,
     /* One advertised broker per upstream broker Sluice listens for (see
      * sl_listener); until the first metadata answer, or with
      * broker_port_base -1, Sluice is the only broker (node_id). */
-    if (srv->n_blisten > 0) {
-        mapped = sl_calloc(srv->n_blisten, sizeof(*mapped));
-        for (size_t i = 0; i < srv->n_blisten; i++) {
-            const sl_listener *l = srv->blisten[i];
+    if (fam->n_blisten > 0) {
+        mapped = sl_calloc(fam->n_blisten, sizeof(*mapped));
+        for (size_t i = 0; i < fam->n_blisten; i++) {
+            const sl_listener *l = fam->blisten[i];
             if (!l->open)
                 continue;
             mapped[n_mapped].node_id = l->broker;
-            mapped[n_mapped].host = SL_KSTR(srv->adv_host);
+            mapped[n_mapped].host = SL_KSTR(fam->adv_host);
             mapped[n_mapped].port = l->port;
             mapped[n_mapped].rack = SL_KSTR_NULL;
             n_mapped++;
@@ -676,7 +678,7 @@ static void answer(sl_server *srv, sl_req *req,
             sl_kafka_MetadataPartition *mp = &parts[n_parts];
             int32_t *id = &ids[n_parts++];
             *id = n_mapped > 0 && t->leaders != NULL &&
-                          sl__server_broker_listener(srv, t->leaders[p])
+                          sl__server_broker_listener(fam, t->leaders[p])
                       ? t->leaders[p]
                       : node;
             mp->partition_index = p;

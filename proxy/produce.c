@@ -640,6 +640,11 @@ void sl__produce_handle(sl_server *srv, sl_req *req)
                                  body.acks, &global_msg);
     if (global_err) {
         /* as a broker refuses it */
+    } else if (srv->cfg->require_principal && req->conn->principal == NULL) {
+        /* As a broker whose ACLs give User:ANONYMOUS nothing. */
+        global_err = SL_KERR_TOPIC_AUTHORIZATION_FAILED;
+        global_msg = "the client is not authenticated (require_principal: "
+                     "log in with SASL or a client certificate)";
     } else if (req->conn->refused != NULL) {
         global_err = SL_KERR_TOPIC_AUTHORIZATION_FAILED;
         global_msg = "client refused by the Sluice policy (defaults.action "

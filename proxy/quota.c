@@ -87,7 +87,8 @@ static void attach(sl_conn *c)
 {
     sl_server *srv = c->srv;
     sl_policy_identity id = {c->policy_cid,
-                             (const struct sockaddr *)&c->peer_addr, NULL};
+                             (const struct sockaddr *)&c->peer_addr,
+                             c->principal};
     sl_policy_resolution res;
 
     detach(c);
@@ -120,6 +121,14 @@ void sl__quota_identify(sl_conn *c, sl_kstr client_id)
                         : NULL;
     c->policy_resolved = true;
     attach(c);
+}
+
+void sl__quota_principal_changed(sl_conn *c)
+{
+    /* Resolved already (a request came before the login, or a re-login
+     * named someone else): resolve again. Else the next request does. */
+    if (c->srv->pstate != NULL && c->policy_resolved)
+        attach(c);
 }
 
 void sl__quota_conn_release(sl_conn *c)
@@ -350,7 +359,10 @@ int sl__quota_reload(sl_server *srv, const char *why)
 
 static void on_hup(uv_signal_t *s, int signum)
 {
-    sl__quota_reload(s->data, "SIGHUP");
+    sl_server *srv = s->data;
+    if (srv->cfg->policy_file != NULL)
+        sl__quota_reload(srv, "SIGHUP");
+    sl__security_reload(srv, "SIGHUP");
 }
 
 static void on_file(uv_fs_poll_t *p, int status, const uv_stat_t *prev,
@@ -372,6 +384,7 @@ int sl__quota_init(sl_server *srv, char *err, size_t errlen)
 
     uv_signal_init(srv->loop, &srv->sig_hup);
     srv->sig_hup.data = srv;
+    uv_signal_start(&srv->sig_hup, on_hup, SIGHUP);
     if (path == NULL) {
         sl_info("no policy_file: no quotas or class budgets are enforced");
         return 0;
@@ -384,7 +397,6 @@ int sl__quota_init(sl_server *srv, char *err, size_t errlen)
     srv->pressure_timer.data = srv;
     uv_timer_start(&srv->pressure_timer, on_pressure_tick,
                    PRESSURE_INTERVAL_MS, PRESSURE_INTERVAL_MS);
-    uv_signal_start(&srv->sig_hup, on_hup, SIGHUP);
     uv_fs_poll_init(srv->loop, &srv->policy_poll);
     srv->policy_poll.data = srv;
     uv_fs_poll_start(&srv->policy_poll, on_file, path, POLL_INTERVAL_MS);

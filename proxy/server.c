@@ -107,6 +107,7 @@ static void finish_now(sl_server *srv)
     close_handle((uv_handle_t *)&srv->sig_int);
     sl__metacache_stop(srv->meta);
     sl__quota_close(srv);
+    sl__security_close(srv);
     sl__admin_close(srv);
     sl__upstream_close(&srv->up);
     sl_info("shutdown: all requests answered; exiting");
@@ -160,9 +161,14 @@ static void begin_shutdown(sl_server *srv, const char *why)
     sl_info("shutdown (%s): no new connections or requests; finishing %zu "
             "records in flight (deadline %lld ms)",
             why, srv->up.outstanding, (long long)srv->cfg->shutdown_timeout_ms);
-    close_handle((uv_handle_t *)&srv->listener.tcp);
-    for (size_t i = 0; i < srv->n_blisten; i++)
-        close_handle((uv_handle_t *)&srv->blisten[i]->tcp);
+    for (size_t f = 0; f < SL_N_FAMILIES; f++) {
+        sl_family *fam = &srv->fam[f];
+        if (!fam->enabled)
+            continue;
+        close_handle((uv_handle_t *)&fam->listener.tcp);
+        for (size_t i = 0; i < fam->n_blisten; i++)
+            close_handle((uv_handle_t *)&fam->blisten[i]->tcp);
+    }
     uv_timer_stop(&srv->tick);
     set_all_reading(srv);
     uv_timer_start(&srv->shutdown_timer, on_deadline,
@@ -206,10 +212,10 @@ static int sockaddr_port(const struct sockaddr_storage *ss)
                      : ((const struct sockaddr_in *)ss)->sin_port);
 }
 
-static int listener_open(sl_server *srv, sl_listener *l, int32_t broker,
-                         int port)
+static int listener_open(sl_server *srv, sl_family *fam, sl_listener *l,
+                         int32_t broker, int port)
 {
-    struct sockaddr_storage ss = srv->listen_addr, bound;
+    struct sockaddr_storage ss = fam->listen_addr, bound;
     int blen = sizeof(bound), rc;
 
     if (ss.ss_family == AF_INET6)
@@ -217,6 +223,7 @@ static int listener_open(sl_server *srv, sl_listener *l, int32_t broker,
     else
         ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
     l->srv = srv;
+    l->fam = fam;
     l->broker = broker;
     uv_tcp_init(srv->loop, &l->tcp);
     l->tcp.data = l;
@@ -232,22 +239,23 @@ static int listener_open(sl_server *srv, sl_listener *l, int32_t broker,
     return 0;
 }
 
-sl_listener *sl__server_broker_listener(sl_server *srv, int32_t id)
+sl_listener *sl__server_broker_listener(sl_family *fam, int32_t id)
 {
-    for (size_t i = 0; i < srv->n_blisten; i++)
-        if (srv->blisten[i]->broker == id && srv->blisten[i]->open)
-            return srv->blisten[i];
+    for (size_t i = 0; i < fam->n_blisten; i++)
+        if (fam->blisten[i]->broker == id && fam->blisten[i]->open)
+            return fam->blisten[i];
     return NULL;
 }
 
 /* Called with every broker list the upstream metadata names. A broker that
  * leaves the cluster keeps its listener (clients may still hold its
  * address; whatever they send is forwarded as usual). */
-void sl__server_broker_listeners(sl_server *srv, const int32_t *ids, size_t n)
+static void family_broker_listeners(sl_server *srv, sl_family *fam,
+                                    const int32_t *ids, size_t n)
 {
-    int64_t base = srv->cfg->broker_port_base;
+    int64_t base = fam->port_base;
 
-    if (base < 0 || srv->shutting_down)
+    if (!fam->enabled || base < 0 || srv->shutting_down)
         return;
     for (size_t i = 0; i < n; i++) {
         sl_listener *l;
@@ -255,31 +263,41 @@ void sl__server_broker_listeners(sl_server *srv, const int32_t *ids, size_t n)
         int rc;
         bool known = false;
 
-        for (size_t k = 0; k < srv->n_blisten; k++)
-            known |= srv->blisten[k]->broker == ids[i];
+        for (size_t k = 0; k < fam->n_blisten; k++)
+            known |= fam->blisten[k]->broker == ids[i];
         if (known || ids[i] < 0)
             continue;
         l = sl_calloc(1, sizeof(*l));
-        srv->blisten = sl_realloc(srv->blisten, (srv->n_blisten + 1) *
-                                                    sizeof(*srv->blisten));
-        srv->blisten[srv->n_blisten++] = l; /* kept even if it failed */
+        fam->blisten = sl_realloc(fam->blisten, (fam->n_blisten + 1) *
+                                                    sizeof(*fam->blisten));
+        fam->blisten[fam->n_blisten++] = l; /* kept even if it failed */
         if (port > 65535) {
-            sl_error("broker_port_base %lld + broker id %d is past port "
+            sl_error("%s %lld + broker id %d is past port "
                      "65535: broker %d's partitions are advertised on the "
-                     "bootstrap listener", (long long)base, (int)ids[i],
-                     (int)ids[i]);
+                     "bootstrap listener",
+                     fam->proto >= SL_PROTO_SSL ? "tls.broker_port_base"
+                                                : "broker_port_base",
+                     (long long)base, (int)ids[i], (int)ids[i]);
             continue;
         }
-        if ((rc = listener_open(srv, l, ids[i], (int)port)) != 0) {
-            sl_error("listen for upstream broker %d on port %lld: %s; its "
-                     "partitions are advertised on the bootstrap listener",
+        if ((rc = listener_open(srv, fam, l, ids[i], (int)port)) != 0) {
+            sl_error("listen (%s) for upstream broker %d on port %lld: %s; "
+                     "its partitions are advertised on the bootstrap "
+                     "listener", sl_security_protocol_name(fam->proto),
                      (int)ids[i], (long long)port, uv_strerror(rc));
             continue;
         }
-        sl_info("upstream broker %d: clients reach it through %s:%d "
-                "(listening on port %d)", (int)ids[i], srv->adv_host, l->port,
+        sl_info("upstream broker %d: %s clients reach it through %s:%d "
+                "(listening on port %d)", (int)ids[i],
+                sl_security_protocol_name(fam->proto), fam->adv_host, l->port,
                 l->port);
     }
+}
+
+void sl__server_broker_listeners(sl_server *srv, const int32_t *ids, size_t n)
+{
+    for (size_t f = 0; f < SL_N_FAMILIES; f++)
+        family_broker_listeners(srv, &srv->fam[f], ids, n);
 }
 
 /* Check phase: after this iteration's I/O callbacks, write what they
@@ -302,43 +320,65 @@ static void on_tick(uv_timer_t *t)
     }
 }
 
-static int resolve_listen(sl_server *srv, struct sockaddr_storage *ss,
-                          char *err, size_t errlen)
+/* Fills a family from its configured addresses. key names the listen
+ * key for messages ("listen" or "tls.listen"). */
+static int family_resolve(sl_family *fam, const char *key, const char *listen,
+                          const char *advertised, char *err, size_t errlen)
 {
+    struct sockaddr_storage *ss = &fam->listen_addr;
     char host[256];
     int port;
-    const char *adv;
+    const char *adv = advertised ? advertised : listen;
 
-    if (sl_config_split_hostport(srv->cfg->listen, host, sizeof(host),
-                                 &port) != 0 ||
+    fam->listen = listen;
+    if (sl_config_split_hostport(listen, host, sizeof(host), &port) != 0 ||
         (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) != 0 &&
          uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) != 0)) {
         snprintf(err, errlen,
-                 "listen: \"%s\" is not an IP address and port (e.g. "
+                 "%s: \"%s\" is not an IP address and port (e.g. "
                  "127.0.0.1:9092)",
-                 srv->cfg->listen);
+                 key, listen);
         return SL_E_CONFIG;
     }
-    adv = srv->cfg->advertised_listener ? srv->cfg->advertised_listener
-                                        : srv->cfg->listen;
-    if (sl_config_split_hostport(adv, srv->adv_host, sizeof(srv->adv_host),
-                                 &srv->adv_port) != 0) {
-        snprintf(err, errlen, "advertised_listener: \"%s\" is not host:port",
+    if (sl_config_split_hostport(adv, fam->adv_host, sizeof(fam->adv_host),
+                                 &fam->adv_port) != 0) {
+        snprintf(err, errlen, "advertised address: \"%s\" is not host:port",
                  adv);
         return SL_E_CONFIG;
     }
-    if (strcmp(srv->adv_host, "0.0.0.0") == 0 ||
-        strcmp(srv->adv_host, "::") == 0)
+    if (strcmp(fam->adv_host, "0.0.0.0") == 0 ||
+        strcmp(fam->adv_host, "::") == 0)
         sl_warn("advertised address %s is a wildcard; clients elsewhere "
                 "cannot reach it: set advertised_listener",
-                srv->adv_host);
+                fam->adv_host);
+    fam->enabled = true;
+    return 0;
+}
+
+static int resolve_listen(sl_server *srv, char *err, size_t errlen)
+{
+    const sl_config *cfg = srv->cfg;
+    sl_family *plain = &srv->fam[0], *tls = &srv->fam[1];
+
+    plain->proto = (sl_security_protocol)(SL_PROTO_PLAINTEXT +
+                                          cfg->listen_protocol);
+    plain->port_base = cfg->broker_port_base;
+    if (family_resolve(plain, "listen", cfg->listen, cfg->advertised_listener,
+                       err, errlen) != 0)
+        return SL_E_CONFIG;
+    tls->proto = (sl_security_protocol)(SL_PROTO_SSL + cfg->tls_protocol);
+    tls->port_base = cfg->broker_port_base < 0 ? -1
+                                               : cfg->tls_broker_port_base;
+    if (cfg->tls_listen != NULL &&
+        family_resolve(tls, "tls.listen", cfg->tls_listen,
+                       cfg->tls_advertised_listener, err, errlen) != 0)
+        return SL_E_CONFIG;
     return 0;
 }
 
 int sl_server_run(sl_config *cfg)
 {
     sl_server *srv = sl_calloc(1, sizeof(*srv));
-    struct sockaddr_storage ss;
     char err[512];
     int rc, exit_code = 0;
 
@@ -350,11 +390,21 @@ int sl_server_run(sl_config *cfg)
     uv_loop_configure(srv->loop, UV_METRICS_IDLE_TIME);
     signal(SIGPIPE, SIG_IGN);
 
-    if (resolve_listen(srv, &ss, err, sizeof(err)) != 0 ||
+    if (resolve_listen(srv, err, sizeof(err)) != 0 ||
         (cfg->max_connections_per_ip_overrides != NULL &&
          sl_iplimits_parse(cfg->max_connections_per_ip_overrides,
                            &srv->iplimits, err, sizeof(err)) != 0)) {
         sl_error("%s", err);
+        sl_free(srv);
+        return 2;
+    }
+    if (sl__security_init(srv, err, sizeof(err)) != 0) {
+        sl_error("%s", err);
+        sl__security_close(srv);
+        uv_run(srv->loop, UV_RUN_DEFAULT);
+        sl__security_free(srv);
+        sl_iplimits_free(&srv->iplimits);
+        uv_loop_close(srv->loop);
         sl_free(srv);
         return 2;
     }
@@ -367,6 +417,7 @@ int sl_server_run(sl_config *cfg)
     if (sl__quota_init(srv, err, sizeof(err)) != 0) {
         sl_error("%s", err);
         uv_close((uv_handle_t *)&srv->sig_hup, NULL);
+        sl__security_close(srv);
         sl__upstream_close(&srv->up);
         uv_run(srv->loop, UV_RUN_DEFAULT);
         sl__upstream_destroy(&srv->up);
@@ -379,6 +430,7 @@ int sl_server_run(sl_config *cfg)
         sl_error("%s", err);
         exit_code = 2;
         sl__quota_close(srv);
+        sl__security_close(srv);
         sl__upstream_close(&srv->up);
         uv_run(srv->loop, UV_RUN_DEFAULT);
         goto cleanup;
@@ -403,22 +455,29 @@ int sl_server_run(sl_config *cfg)
                 (unsigned long long)prefix << 32);
     }
 
-    srv->listen_addr = ss;
-    if ((rc = listener_open(srv, &srv->listener, -1, sockaddr_port(&ss))) !=
-        0) {
-        sl_error("listen on %s: %s", cfg->listen, uv_strerror(rc));
-        exit_code = 1;
-        sl__quota_close(srv);
-        sl__admin_close(srv);
-        sl__upstream_close(&srv->up);
-        uv_run(srv->loop, UV_RUN_DEFAULT);
-        goto cleanup;
+    for (size_t f = 0; f < SL_N_FAMILIES; f++) {
+        sl_family *fam = &srv->fam[f];
+        if (!fam->enabled)
+            continue;
+        if ((rc = listener_open(srv, fam, &fam->listener, -1,
+                                sockaddr_port(&fam->listen_addr))) != 0) {
+            sl_error("listen on %s: %s", fam->listen, uv_strerror(rc));
+            exit_code = 1;
+            for (size_t g = 0; g < f; g++)
+                if (srv->fam[g].enabled)
+                    close_handle((uv_handle_t *)&srv->fam[g].listener.tcp);
+            sl__quota_close(srv);
+            sl__security_close(srv);
+            sl__admin_close(srv);
+            sl__upstream_close(&srv->up);
+            uv_run(srv->loop, UV_RUN_DEFAULT);
+            goto cleanup;
+        }
+        /* Port 0 picks a free port: report (and advertise) the real one. */
+        if (fam->adv_port == 0)
+            fam->adv_port = fam->listener.port;
+        fam->listen_port = fam->listener.port;
     }
-
-    /* Port 0 picks a free port: report (and advertise) the real one. */
-    if (srv->adv_port == 0)
-        srv->adv_port = srv->listener.port;
-    srv->listen_port = srv->listener.port;
     uv_signal_init(srv->loop, &srv->sig_term);
     uv_signal_init(srv->loop, &srv->sig_int);
     srv->sig_term.data = srv->sig_int.data = srv;
@@ -437,20 +496,28 @@ int sl_server_run(sl_config *cfg)
     sl__metacache_refresh_now(srv->meta);
     srv->last_refresh_ms = sl__now_ms(srv);
 
-    sl_info("sluice %s listening on %s (port %d), advertised as %s:%d, "
+    sl_info("sluice %s listening on %s (port %d, %s), advertised as %s:%d, "
             "upstream %s",
-            SL_VERSION, cfg->listen, srv->listen_port, srv->adv_host,
-            srv->adv_port,
-            srv->up.bootstrap);
+            SL_VERSION, cfg->listen, srv->fam[0].listen_port,
+            sl_security_protocol_name(srv->fam[0].proto), srv->fam[0].adv_host,
+            srv->fam[0].adv_port, srv->up.bootstrap);
+    if (srv->fam[1].enabled)
+        sl_info("TLS listener on %s (port %d, %s), advertised as %s:%d",
+                cfg->tls_listen, srv->fam[1].listen_port,
+                sl_security_protocol_name(srv->fam[1].proto),
+                srv->fam[1].adv_host, srv->fam[1].adv_port);
     uv_run(srv->loop, UV_RUN_DEFAULT);
 
 cleanup:
     sl_free(srv->rslab);
-    for (size_t i = 0; i < srv->n_blisten; i++)
-        sl_free(srv->blisten[i]);
-    sl_free(srv->blisten);
+    for (size_t f = 0; f < SL_N_FAMILIES; f++) {
+        for (size_t i = 0; i < srv->fam[f].n_blisten; i++)
+            sl_free(srv->fam[f].blisten[i]);
+        sl_free(srv->fam[f].blisten);
+    }
     sl__metacache_free(srv->meta);
     sl__quota_free(srv);
+    sl__security_free(srv);
     sl__upstream_destroy(&srv->up);
     sl_idem_free(srv->idem);
     sl_ipcount_free(srv->ipcount);

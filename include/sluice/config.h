@@ -46,6 +46,26 @@ typedef struct sl_kv {
     char *value;
 } sl_kv;
 
+/* A listener's security, named as Kafka's security.protocol. */
+typedef enum sl_security_protocol {
+    SL_PROTO_PLAINTEXT,
+    SL_PROTO_SASL_PLAINTEXT,
+    SL_PROTO_SSL,
+    SL_PROTO_SASL_SSL,
+} sl_security_protocol;
+
+/* "PLAINTEXT", "SASL_PLAINTEXT", "SSL", "SASL_SSL". */
+const char *sl_security_protocol_name(sl_security_protocol p);
+#define SL_PROTO_IS_SASL(p) ((p) == SL_PROTO_SASL_PLAINTEXT || \
+                             (p) == SL_PROTO_SASL_SSL)
+#define SL_PROTO_IS_TLS(p) ((p) == SL_PROTO_SSL || (p) == SL_PROTO_SASL_SSL)
+
+typedef enum sl_tls_client_auth {
+    SL_TLS_CLIENT_AUTH_NONE,
+    SL_TLS_CLIENT_AUTH_REQUESTED,
+    SL_TLS_CLIENT_AUTH_REQUIRED,
+} sl_tls_client_auth;
+
 typedef struct sl_config {
     char *listen;              /* "host:port" */
     char *advertised_listener; /* "host:port"; NULL = same as listen */
@@ -79,6 +99,28 @@ typedef struct sl_config {
     char *policy_file; /* NULL = no policy: nobody is throttled */
     char *http_listen;      /* "host:port"; NULL = no HTTP listener */
     char *http_admin_token; /* NULL = mutating admin calls disabled */
+    char *http_tls_cert_file; /* NULL = plain HTTP */
+    char *http_tls_key_file;
+
+    /* Security (proxy/tls.c, proxy/sasl_api.c). */
+    int64_t listen_protocol;   /* sl_security_protocol of listen */
+    char *tls_listen;          /* NULL = no TLS listener */
+    char *tls_advertised_listener;
+    int64_t tls_broker_port_base; /* per-broker TLS listeners, as above */
+    int64_t tls_protocol;      /* SL_PROTO_SSL or SL_PROTO_SASL_SSL */
+    char *tls_cert_file;
+    char *tls_key_file;
+    char *tls_key_password;
+    char *tls_ca_file;         /* client certificates' CA; NULL = none */
+    int64_t tls_client_auth;   /* sl_tls_client_auth */
+    int64_t tls_min_version;   /* 0: TLS 1.2, 1: TLS 1.3 */
+    char *tls_ciphers;         /* TLS 1.2 cipher list; NULL = OpenSSL's */
+    char *tls_ciphersuites;    /* TLS 1.3 suites; NULL = OpenSSL's */
+    char *tls_principal_mapping_rules;
+    char *sasl_mechanisms;     /* "SCRAM-SHA-512,SCRAM-SHA-256,PLAIN" */
+    char *sasl_credentials_file;
+    int64_t sasl_session_lifetime_ms; /* 0: sessions do not expire */
+    int64_t require_principal; /* bool: unauthenticated clients refused */
 
     char *config_path; /* the file loaded, or NULL */
 } sl_config;

@@ -247,6 +247,9 @@ typedef struct sl_http_config {
      * each answer, within this many ms of the last answer (or of
      * accepting it); else it is closed. 0 = 30000. */
     uint32_t idle_timeout_ms;
+    /* HTTPS: a server TLS context (sluice/tls.h; the server takes its own
+     * reference), or NULL for plain HTTP. */
+    struct sl_tls_ctx *tls;
 } sl_http_config;
 
 /* Starts listening. Loop thread. On failure returns SL_E_CONFIG (bad host)

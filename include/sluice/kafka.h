@@ -30,6 +30,7 @@ enum {
     SL_KAFKA_SASL_HANDSHAKE = 17,
     SL_KAFKA_API_VERSIONS = 18,
     SL_KAFKA_INIT_PRODUCER_ID = 22,
+    SL_KAFKA_SASL_AUTHENTICATE = 36,
 };
 
 /* Kafka error codes Sluice produces (int16_t on the wire). */
@@ -52,6 +53,7 @@ enum {
     SL_KERR_CLUSTER_AUTHORIZATION_FAILED = 31,
     SL_KERR_INVALID_TIMESTAMP = 32,
     SL_KERR_UNSUPPORTED_SASL_MECHANISM = 33,
+    SL_KERR_ILLEGAL_SASL_STATE = 34,
     SL_KERR_UNSUPPORTED_VERSION = 35,
     SL_KERR_INVALID_REQUEST = 42,
     SL_KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT = 43,
@@ -60,6 +62,7 @@ enum {
     SL_KERR_INVALID_PRODUCER_EPOCH = 47,
     SL_KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53,
     SL_KERR_KAFKA_STORAGE_ERROR = 56,
+    SL_KERR_SASL_AUTHENTICATION_FAILED = 58,
     SL_KERR_UNKNOWN_PRODUCER_ID = 59,
     SL_KERR_UNSUPPORTED_COMPRESSION_TYPE = 76,
     SL_KERR_INVALID_RECORD = 87,
@@ -324,6 +327,42 @@ int sl_kafka_InitProducerIdResponse_decode(sl_rd *r, int16_t ver,
                                            sl_kafka_InitProducerIdResponse *m);
 void sl_kafka_InitProducerIdResponse_encode(
     sl_wr *w, int16_t ver, const sl_kafka_InitProducerIdResponse *m);
+
+/* ---- SaslHandshake (key 17, v0-v1) and SaslAuthenticate (36, v0-v2) --
+ * Served on SASL listeners (proxy/security.c). After a v0 handshake the
+ * SASL tokens travel as bare size-prefixed frames, without Kafka headers
+ * (the pre-KIP-152 way); after v1 they travel in SaslAuthenticate. */
+
+typedef struct sl_kafka_SaslHandshakeResponse {
+    int16_t error_code;
+    const char *const *mechanisms; /* borrowed */
+    int32_t n_mechanisms;
+} sl_kafka_SaslHandshakeResponse;
+
+/* The mechanism the client asks for (borrowed from the frame). */
+int sl_kafka_SaslHandshakeRequest_decode(sl_rd *r, int16_t ver,
+                                         sl_kstr *mechanism);
+void sl_kafka_SaslHandshakeRequest_encode(sl_wr *w, int16_t ver,
+                                          sl_kstr mechanism);
+void sl_kafka_SaslHandshakeResponse_encode(
+    sl_wr *w, int16_t ver, const sl_kafka_SaslHandshakeResponse *m);
+
+typedef struct sl_kafka_SaslAuthenticateResponse {
+    int16_t error_code;
+    sl_kstr error_message;      /* nullable */
+    sl_kstr auth_bytes;
+    int64_t session_lifetime_ms; /* v1+ */
+} sl_kafka_SaslAuthenticateResponse;
+
+/* The client's SASL token (borrowed from the frame). */
+int sl_kafka_SaslAuthenticateRequest_decode(sl_rd *r, int16_t ver,
+                                            sl_kstr *auth_bytes);
+void sl_kafka_SaslAuthenticateRequest_encode(sl_wr *w, int16_t ver,
+                                             sl_kstr auth_bytes);
+int sl_kafka_SaslAuthenticateResponse_decode(
+    sl_rd *r, int16_t ver, sl_kafka_SaslAuthenticateResponse *m);
+void sl_kafka_SaslAuthenticateResponse_encode(
+    sl_wr *w, int16_t ver, const sl_kafka_SaslAuthenticateResponse *m);
 
 /* ---- FindCoordinator (key 10, v0-v4) ------------------------------ */
 

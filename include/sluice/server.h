@@ -78,20 +78,43 @@ void sl__req_free(sl_server *srv, sl_req *req);
 /* The bootstrap listener (broker -1), and one per upstream broker when
  * broker_port_base >= 0: Metadata answers advertise each upstream broker as
  * Sluice's listener for it, so a client's connection carries only the
- * partitions that broker leads. Any listener serves every request. */
+ * partitions that broker leads. Any listener serves every request.
+ *
+ * Listeners come in families, one per security protocol configured (the
+ * plaintext listen address, and tls.listen): a Metadata answer advertises
+ * the family of the connection that asked, as a broker answers with the
+ * endpoints of the listener a client connected to. */
+typedef struct sl_family sl_family;
 typedef struct sl_listener {
     uv_tcp_t tcp;
     sl_server *srv;
+    sl_family *fam;
     int32_t broker;  /* upstream broker id, -1 for the bootstrap listener */
     int port;        /* bound port */
     bool open;
     bool pending;    /* a connection waits in the backlog (max_connections) */
 } sl_listener;
 
+struct sl_family {
+    sl_security_protocol proto;
+    bool enabled;
+    const char *listen;       /* config's address text */
+    sl_listener listener;     /* bootstrap */
+    struct sockaddr_storage listen_addr; /* its address (port replaced) */
+    sl_listener **blisten;    /* per upstream broker, owned */
+    size_t n_blisten;
+    int64_t port_base;        /* broker listeners: -1 none, 0 free ports */
+    char adv_host[256];
+    int adv_port;
+    int listen_port;          /* the bound port (listen may say 0) */
+};
+
+#define SL_N_FAMILIES 2 /* plaintext, TLS */
+
 /* Opens listeners for upstream brokers not seen before (loop thread). */
 void sl__server_broker_listeners(sl_server *srv, const int32_t *ids, size_t n);
-/* The listener standing for upstream broker id, or NULL. */
-sl_listener *sl__server_broker_listener(sl_server *srv, int32_t id);
+/* The listener of family fam standing for upstream broker id, or NULL. */
+sl_listener *sl__server_broker_listener(sl_family *fam, int32_t id);
 
 /* ---- connections ------------------------------------------------------ */
 struct sl_conn {
@@ -100,6 +123,14 @@ struct sl_conn {
     sl_conn *prev, *next; /* server's list */
     uint64_t id;
     int32_t broker;       /* the listener's upstream broker; -1 bootstrap */
+    sl_family *fam;       /* the listener's family (security protocol) */
+    /* Security (proxy/security.c): the TLS end on TLS listeners; the SASL
+     * state on SASL listeners; the authenticated principal ("User:alice",
+     * from SASL or a verified client certificate; NULL: anonymous). */
+    struct sl_tls_conn *tls;
+    bool tls_up;          /* handshake done and the principal looked at */
+    struct sl_auth *auth;
+    char *principal;
     char peer[64];        /* "ip:port" for logs */
     char client_id[64];   /* last client.id seen, for logs (truncated) */
     struct sockaddr_storage peer_addr;
@@ -146,6 +177,7 @@ struct sl_conn {
     bool dirty;
     bool reading;
     bool closing;
+    bool close_when_written; /* an answer that ends the connection */
     bool unserved_logged;
 };
 
@@ -163,6 +195,70 @@ void sl__conn_sweep(sl_server *srv, uint64_t now_ms);
 /* Stops reading the connection for ms milliseconds (a throttle): what was
  * already read is still answered; the next request waits. */
 void sl__conn_mute(sl_conn *c, uint32_t ms);
+
+/* ---- security (proxy/security.c, proxy/sasl_api.c) --------------------- */
+/* Reasons a login or a TLS handshake failed, counted for metrics. */
+#define SL_AUTH_FAILURE_MAP(X)                                            \
+    X(TLS_HANDSHAKE, "tls_handshake")                                     \
+    X(TLS_PRINCIPAL, "tls_principal")                                     \
+    X(CREDENTIALS, "credentials")                                         \
+    X(MECHANISM, "mechanism")                                             \
+    X(UNAUTHENTICATED_REQUEST, "unauthenticated_request")                 \
+    X(SESSION_EXPIRED, "session_expired")                                 \
+    X(ILLEGAL_STATE, "illegal_state")
+#define SL__AF_ENUM(n, s) SL_AUTH_FAIL_##n,
+enum { SL_AUTH_FAILURE_MAP(SL__AF_ENUM) SL_AUTH_FAIL__COUNT };
+#undef SL__AF_ENUM
+extern const char *const sl_auth_failure_names[SL_AUTH_FAIL__COUNT];
+
+/* Credentials shared by the exchanges in progress (a reload replaces them
+ * for new logins; the old ones go with their last exchange). */
+typedef struct sl_creds_ref {
+    struct sl_sasl_creds *creds;
+    size_t refs;
+} sl_creds_ref;
+
+typedef struct sl_security {
+    struct sl_tls_ctx *tls;   /* for new TLS connections; NULL without */
+    sl_creds_ref *creds;      /* for new logins; NULL without SASL */
+    unsigned mechs;           /* enabled: bit per sl_sasl_mech */
+    uv_fs_poll_t watch[3];    /* tls cert, tls key, credentials */
+    bool watching[3];
+    uint64_t tls_handshakes;
+    uint64_t logins[4];       /* per sl_sasl_mech (re-logins included) */
+    uint64_t failures[SL_AUTH_FAIL__COUNT];
+    uint64_t reload_failures;
+} sl_security;
+
+/* Builds the TLS context when tls.listen is set, and the SASL credentials
+ * when a SASL listener is configured. Returns 0 or SL_E_CONFIG (err). */
+int sl__security_init(sl_server *srv, char *err, size_t errlen);
+/* SIGHUP and file changes: reloads certificate, key and credentials; a
+ * failure keeps the running ones. */
+void sl__security_reload(sl_server *srv, const char *why);
+void sl__security_close(sl_server *srv);
+void sl__security_free(sl_server *srv);
+/* A new connection on a TLS or SASL listener. */
+void sl__security_conn_init(sl_conn *c);
+void sl__security_conn_free(sl_conn *c);
+/* The TLS handshake completed: looks at the client certificate. Returns
+ * false if the connection must close (why filled). */
+bool sl__security_tls_up(sl_conn *c, char *why, size_t whylen);
+/* Before the header is decoded: true if the next frame is a bare SASL
+ * token (after a v0 handshake), which sl__sasl_raw_token answers. */
+bool sl__sasl_expects_raw(const sl_conn *c);
+void sl__sasl_raw_token(sl_conn *c, sl_req *req);
+/* With the header decoded: false if the request may not be served yet
+ * (before login, or after the session expired); the connection is then
+ * closed, as a broker closes it. */
+bool sl__sasl_gate(sl_conn *c, sl_req *req);
+void sl__sasl_handshake(sl_conn *c, sl_req *req);
+void sl__sasl_authenticate(sl_conn *c, sl_req *req);
+/* SASL state of a connection on a SASL listener (sasl_api.c). */
+void sl__auth_init(sl_conn *c);
+void sl__auth_free(sl_conn *c);
+/* The principal changed (login): policy identity is resolved again. */
+void sl__quota_principal_changed(sl_conn *c);
 
 /* ---- policy glue (proxy/quota.c) ---------------------------------------- */
 /* Loads the policy file if configured and starts watching it (SIGHUP and
@@ -340,10 +436,8 @@ void sl__admin_count_error(sl_server *srv, const char *connector,
 struct sl_server {
     uv_loop_t *loop;
     sl_config *cfg;
-    sl_listener listener;     /* bootstrap */
-    struct sockaddr_storage listen_addr; /* its address (port replaced) */
-    sl_listener **blisten;    /* per upstream broker, owned */
-    size_t n_blisten;
+    sl_family fam[SL_N_FAMILIES]; /* [0] plaintext, [1] TLS */
+    sl_security sec;
     uv_signal_t sig_term, sig_int;
     uv_timer_t shutdown_timer;
     uv_timer_t tick;          /* housekeeping: idem expiry, metadata */
@@ -360,9 +454,6 @@ struct sl_server {
     bool shutting_down;
     bool purged;              /* shutdown deadline passed */
     bool finished;            /* everything closed or closing */
-    char adv_host[256];
-    int adv_port;
-    int listen_port;          /* the bound port (listen may say 0) */
     uint64_t last_refresh_ms; /* last periodic metadata refresh */
     sl_upstream up;
     sl_metacache *meta;

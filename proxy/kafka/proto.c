@@ -50,7 +50,7 @@
     X(14, SyncGroup,                   0,  5,  4, 0, 0)                   \
     X(15, DescribeGroups,              0,  5,  5, 0, 0)                   \
     X(16, ListGroups,                  0,  5,  3, 0, 0)                   \
-    X(17, SaslHandshake,               0,  1, -1, 0, 0)                   \
+    X(17, SaslHandshake,               0,  1, -1, 1, 1)                   \
     X(18, ApiVersions,                 0,  3,  3, 1, 1)                   \
     X(19, CreateTopics,                0,  7,  5, 0, 0)                   \
     X(20, DeleteTopics,                0,  6,  4, 0, 0)                   \
@@ -69,7 +69,7 @@
     X(33, AlterConfigs,                0,  2,  2, 0, 0)                   \
     X(34, AlterReplicaLogDirs,         0,  2,  2, 0, 0)                   \
     X(35, DescribeLogDirs,             0,  4,  2, 0, 0)                   \
-    X(36, SaslAuthenticate,            0,  2,  2, 0, 0)                   \
+    X(36, SaslAuthenticate,            0,  2,  2, 1, 1)                   \
     X(37, CreatePartitions,            0,  3,  2, 0, 0)                   \
     X(38, CreateDelegationToken,       0,  3,  2, 0, 0)                   \
     X(39, RenewDelegationToken,        0,  2,  2, 0, 0)                   \
@@ -1236,6 +1236,101 @@ void sl_kafka_InitProducerIdResponse_encode(
     sl_wr_i16(w, m->error_code);
     sl_wr_i64(w, m->producer_id);
     sl_wr_i16(w, m->producer_epoch);
+    sl_wr_tags_empty(w, flex);
+}
+
+/* ---- SaslHandshake (key 17) and SaslAuthenticate (key 36) ------------- */
+
+int sl_kafka_SaslHandshakeRequest_decode(sl_rd *r, int16_t ver,
+                                         sl_kstr *mechanism)
+{
+    if (!served_version(SL_KAFKA_SASL_HANDSHAKE, ver))
+        return SL_E_UNSUPPORTED;
+    *mechanism = sl_rd_str(r);
+    SL_RD_CHECK(r);
+    if (mechanism->len < 0)
+        return SL_E_PARSE;
+    return 0;
+
+err_parse:
+    return r->err;
+}
+
+void sl_kafka_SaslHandshakeRequest_encode(sl_wr *w, int16_t ver,
+                                          sl_kstr mechanism)
+{
+    (void)ver;
+    sl_wr_kstr(w, mechanism, false);
+}
+
+void sl_kafka_SaslHandshakeResponse_encode(
+    sl_wr *w, int16_t ver, const sl_kafka_SaslHandshakeResponse *m)
+{
+    (void)ver; /* never flexible; v1 only changed what follows it */
+    sl_wr_i16(w, m->error_code);
+    sl_wr_array_len(w, m->n_mechanisms, false);
+    for (int32_t i = 0; i < m->n_mechanisms; i++)
+        sl_wr_kstr(w, SL_KSTR(m->mechanisms[i]), false);
+}
+
+int sl_kafka_SaslAuthenticateRequest_decode(sl_rd *r, int16_t ver,
+                                            sl_kstr *auth_bytes)
+{
+    bool flex = sl_kafka_is_flexible(SL_KAFKA_SASL_AUTHENTICATE, ver);
+
+    if (!served_version(SL_KAFKA_SASL_AUTHENTICATE, ver))
+        return SL_E_UNSUPPORTED;
+    *auth_bytes = sl_rd_kbytes(r, flex);
+    rd_tags(r, flex);
+    SL_RD_CHECK(r);
+    if (auth_bytes->len < 0)
+        return SL_E_PARSE;
+    return 0;
+
+err_parse:
+    return r->err;
+}
+
+void sl_kafka_SaslAuthenticateRequest_encode(sl_wr *w, int16_t ver,
+                                             sl_kstr auth_bytes)
+{
+    bool flex = sl_kafka_is_flexible(SL_KAFKA_SASL_AUTHENTICATE, ver);
+
+    sl_wr_kbytes(w, auth_bytes, flex);
+    sl_wr_tags_empty(w, flex);
+}
+
+int sl_kafka_SaslAuthenticateResponse_decode(
+    sl_rd *r, int16_t ver, sl_kafka_SaslAuthenticateResponse *m)
+{
+    bool flex = sl_kafka_is_flexible(SL_KAFKA_SASL_AUTHENTICATE, ver);
+
+    memset(m, 0, sizeof *m);
+    if (!served_version(SL_KAFKA_SASL_AUTHENTICATE, ver))
+        return SL_E_UNSUPPORTED;
+    m->error_code = sl_rd_i16(r);
+    m->error_message = sl_rd_kstr(r, flex);
+    m->auth_bytes = sl_rd_kbytes(r, flex);
+    if (ver >= 1)
+        m->session_lifetime_ms = sl_rd_i64(r);
+    rd_tags(r, flex);
+    SL_RD_CHECK(r);
+    return 0;
+
+err_parse:
+    return r->err;
+}
+
+void sl_kafka_SaslAuthenticateResponse_encode(
+    sl_wr *w, int16_t ver, const sl_kafka_SaslAuthenticateResponse *m)
+{
+    bool flex = sl_kafka_is_flexible(SL_KAFKA_SASL_AUTHENTICATE, ver);
+
+    sl_wr_i16(w, m->error_code);
+    sl_wr_kstr(w, m->error_message, flex);
+    sl_wr_kbytes(w, m->auth_bytes, flex);
+    if (ver >= 1)
+        sl_wr_i64(w, m->session_lifetime_ms);
     sl_wr_tags_empty(w, flex);
 }
 

@@ -28,6 +28,8 @@ METADATA = 3
 FIND_COORDINATOR = 10
 API_VERSIONS = 18
 INIT_PRODUCER_ID = 22
+SASL_HANDSHAKE = 17
+SASL_AUTHENTICATE = 36
 
 # Error codes used by the tests
 NONE = 0
@@ -535,7 +537,8 @@ def decode_record_batches(data):
 
 def is_flexible(api_key, version):
     return {API_VERSIONS: 3, METADATA: 9, PRODUCE: 9, INIT_PRODUCER_ID: 2,
-            FETCH: 12, FIND_COORDINATOR: 3}.get(api_key, 1 << 15) <= version
+            FETCH: 12, FIND_COORDINATOR: 3,
+            SASL_AUTHENTICATE: 2}.get(api_key, 1 << 15) <= version
 
 
 def request_header(api_key, version, correlation_id, client_id="kwire", flexible=None):
@@ -821,10 +824,14 @@ class Conn:
     """One Kafka connection. Responses are matched to requests by order, and
     every response's correlation id is checked against the request it answers."""
 
-    def __init__(self, addr, timeout=10.0, client_id="kwire"):
+    def __init__(self, addr, timeout=10.0, client_id="kwire", ssl_context=None,
+                 server_hostname="localhost"):
+        """ssl_context: an ssl.SSLContext to speak TLS (handshake done here)."""
         host, port = parse_addr(addr)
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if ssl_context is not None:
+            self.sock = ssl_context.wrap_socket(self.sock, server_hostname=server_hostname)
         self.timeout = timeout
         self.client_id = client_id
         self.next_corr = 1
@@ -915,6 +922,95 @@ class Conn:
 
     def init_producer_id(self, version=0):
         return self.request(INIT_PRODUCER_ID, version, init_producer_id_request(version))
+
+    def sasl_handshake(self, mechanism, version=1):
+        """-> (error_code, [mechanisms])."""
+        r = Reader(self.request(SASL_HANDSHAKE, version, string(mechanism)))
+        err = r.i16()
+        return err, r.array(lambda x: x.string())
+
+    def sasl_authenticate(self, token, version=2):
+        """-> dict(error, message, bytes, lifetime_ms)."""
+        flex = version >= 2
+        body = (compact_bytes(token) + NO_TAGS) if flex else bytes_(token)
+        r = Reader(self.request(SASL_AUTHENTICATE, version, body))
+        out = {"error": r.i16()}
+        out["message"] = r.compact_string() if flex else r.string()
+        out["bytes"] = r.compact_bytes() if flex else r.bytes()
+        out["lifetime_ms"] = r.i64() if version >= 1 else None
+        return out
+
+    def sasl_raw(self, token, timeout=None):
+        """After a v0 handshake: a bare size-prefixed token each way."""
+        self.sock.sendall(struct.pack(">i", len(token)) + token)
+        return self.recv_frame(timeout)
+
+    def login(self, mechanism, user, password, version=2, handshake_version=1):
+        """SaslHandshake + SaslAuthenticate (PLAIN or SCRAM-SHA-256/512).
+        Returns the last SaslAuthenticate answer (error 0 when logged in),
+        or for handshake_version 0 the last raw token (raises Closed on a
+        failed login, as a broker just closes)."""
+        err, mechs = self.sasl_handshake(mechanism, handshake_version)
+        if err:
+            return {"error": err, "mechanisms": mechs}
+        step = (self.sasl_raw if handshake_version == 0
+                else (lambda t: self.sasl_authenticate(t, version)))
+        if mechanism == "PLAIN":
+            return step(b"\0" + user.encode() + b"\0" + password.encode())
+        sc = ScramClient(mechanism, user, password)
+        res = step(sc.first())
+        if handshake_version != 0:
+            if res["error"]:
+                return res
+            res2 = step(sc.final(res["bytes"]))
+            if res2["error"] == 0:
+                sc.verify(res2["bytes"])
+            return res2
+        res2 = step(sc.final(res))
+        sc.verify(res2)
+        return res2
+
+
+class ScramClient:
+    """The client side of SCRAM-SHA-256/512 (RFC 5802), for tests."""
+
+    def __init__(self, mechanism, user, password, nonce=None):
+        import base64
+        import os as _os
+        self.hash = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-512": "sha512"}[mechanism]
+        self.user = user.replace("=", "=3D").replace(",", "=2C")
+        self.password = password.encode()
+        self.nonce = nonce or base64.b64encode(_os.urandom(18)).decode()
+        self.b64 = base64
+
+    def first(self):
+        self.first_bare = "n=%s,r=%s" % (self.user, self.nonce)
+        return ("n,," + self.first_bare).encode()
+
+    def final(self, server_first):
+        import hashlib
+        import hmac
+        sf = server_first.decode()
+        attrs = dict(kv.split("=", 1) for kv in sf.split(","))
+        if not attrs["r"].startswith(self.nonce):
+            raise ParseError("server nonce does not extend ours")
+        salted = hashlib.pbkdf2_hmac(self.hash, self.password, self.b64.b64decode(attrs["s"]),
+                                     int(attrs["i"]))
+        client_key = hmac.new(salted, b"Client Key", self.hash).digest()
+        stored = hashlib.new(self.hash, client_key).digest()
+        without_proof = "c=biws,r=%s" % attrs["r"]
+        self.auth_message = ",".join((self.first_bare, sf, without_proof)).encode()
+        sig = hmac.new(stored, self.auth_message, self.hash).digest()
+        proof = bytes(a ^ b for a, b in zip(client_key, sig))
+        self.server_key = hmac.new(salted, b"Server Key", self.hash).digest()
+        return ("%s,p=%s" % (without_proof, self.b64.b64encode(proof).decode())).encode()
+
+    def verify(self, server_final):
+        import hmac
+        want = hmac.new(self.server_key, self.auth_message, self.hash).digest()
+        got = server_final.decode()
+        if got != "v=" + self.b64.b64encode(want).decode():
+            raise ParseError("server signature %r does not verify" % got)
 
 
 def parse_addr(addr):

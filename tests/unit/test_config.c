@@ -709,7 +709,7 @@ static void test_markdown(void)
 
     ASSERT_TRUE(strncmp(text, head, sizeof(head) - 1) == 0);
     ASSERT_TRUE(strstr(text, "| `log_level` | `--log_level`, `--log-level` | "
-                             "level | `info` | error, warn, info, debug | ") !=
+                             "choice | `info` | error, warn, info, debug | ") !=
                 NULL);
     ASSERT_TRUE(strstr(text, "| `upstream.properties` | `-X`, "
                              "`--upstream.properties` | object | none |  | ") !=
@@ -824,7 +824,72 @@ static void test_split_hostport(void)
     }
 }
 
+/* The security keys: choices by name, booleans as JSON booleans or
+ * words, and the key password never printed. */
+static void test_security_keys(void)
+{
+    sl_config c;
+    char err[1024] = "";
+    const char *path = write_file(
+        "sec.json",
+        "{\"listen_protocol\": \"SASL_PLAINTEXT\",\n"
+        " \"require_principal\": true,\n"
+        " \"tls\": {\"listen\": \"127.0.0.1:9093\", \"protocol\": \"SASL_SSL\",\n"
+        "   \"cert_file\": \"/c.pem\", \"key_file\": \"/k.pem\",\n"
+        "   \"key_password\": \"hunter2\", \"client_auth\": \"requested\",\n"
+        "   \"min_version\": \"TLSv1.3\"},\n"
+        " \"sasl\": {\"mechanisms\": \"PLAIN\", \"session_lifetime_ms\": 600000}}");
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f;
+
+    sl_config_defaults(&c);
+    ASSERT_EQ(c.listen_protocol, 0);
+    ASSERT_EQ(c.require_principal, 0);
+    ASSERT_STREQ(c.tls_principal_mapping_rules, "DEFAULT");
+    ASSERT_EQ(sl_config_load_file(&c, path, err, sizeof(err)), 0);
+    ASSERT_STREQ(err, "");
+    ASSERT_EQ(c.listen_protocol + SL_PROTO_PLAINTEXT, SL_PROTO_SASL_PLAINTEXT);
+    ASSERT_EQ(c.tls_protocol + SL_PROTO_SSL, SL_PROTO_SASL_SSL);
+    ASSERT_EQ(c.require_principal, 1);
+    ASSERT_EQ(c.tls_client_auth, SL_TLS_CLIENT_AUTH_REQUESTED);
+    ASSERT_EQ(c.tls_min_version, 1);
+    ASSERT_EQ(c.sasl_session_lifetime_ms, 600000);
+    f = open_memstream(&text, &len);
+    ASSERT_EQ(sl_config_dump_json(&c, f), 0);
+    fclose(f);
+    ASSERT_TRUE(strstr(text, "hunter2") == NULL);
+    ASSERT_TRUE(strstr(text, "\"key_password\": \"[redacted]\"") != NULL);
+    ASSERT_TRUE(strstr(text, "\"require_principal\": true") != NULL);
+    ASSERT_TRUE(strstr(text, "\"client_auth\": \"requested\"") != NULL);
+    free(text);
+    ASSERT_STREQ(sl_security_protocol_name(SL_PROTO_SASL_SSL), "SASL_SSL");
+    sl_config_free(&c);
+    /* Flags take the words. */
+    sl_config_defaults(&c);
+    {
+        int argi;
+        ASSERT_EQ(parse(&c, &argi, err, sizeof(err), "--require_principal",
+                        "false", "--tls.client_auth=required", NULL),
+                  0);
+        ASSERT_EQ(c.require_principal, 0);
+        ASSERT_EQ(c.tls_client_auth, SL_TLS_CLIENT_AUTH_REQUIRED);
+        ASSERT_EQ(parse(&c, &argi, err, sizeof(err), "--tls.protocol",
+                        "TLS", NULL),
+                  SL_E_CONFIG);
+        ASSERT_TRUE(strstr(err, "one of SSL, SASL_SSL") != NULL);
+    }
+    sl_config_free(&c);
+    EXPECT_LOAD_ERROR("sec2.json", "{\"require_principal\": 1}",
+                      "1: require_principal: expected one of false, true (or "
+                      "a JSON boolean), got 1");
+    EXPECT_LOAD_ERROR("sec3.json", "{\"tls\": {\"client_auth\": \"yes\"}}",
+                      "1: tls.client_auth: expected one of none, requested, "
+                      "required, got \"yes\"");
+}
+
 SL_TEST_MAIN(SL_TEST(test_defaults), SL_TEST(test_full_file),
+             SL_TEST(test_security_keys),
              SL_TEST(test_partial_file_over_current),
              SL_TEST(test_error_unknown_key), SL_TEST(test_error_wrong_type),
              SL_TEST(test_error_out_of_range),

@@ -494,6 +494,8 @@ static void test_api_table_advertised(void)
         {SL_KAFKA_FIND_COORDINATOR, 0, 4, true}, /* with a refusal */
         {SL_KAFKA_API_VERSIONS, 0, 3, true},
         {SL_KAFKA_INIT_PRODUCER_ID, 0, 4, true},
+        {SL_KAFKA_SASL_HANDSHAKE, 0, 1, true},
+        {SL_KAFKA_SASL_AUTHENTICATE, 0, 2, true},
     };
     size_t n_adv = 0;
 
@@ -2226,7 +2228,68 @@ static void test_error_template_bytes(void)
     }
 }
 
+/* SaslHandshake and SaslAuthenticate, byte for byte from the schemas
+ * (SaslHandshake never flexible; SaslAuthenticate v2 flexible, v1+ has
+ * session_lifetime_ms). */
+static void test_sasl_bytes(void)
+{
+    static const char *const mechs[] = {"PLAIN", "X"};
+    static const uint8_t hs[] = {0x00, 0x21, 0, 0, 0, 2, 0, 5, 'P', 'L',
+                                 'A', 'I', 'N', 0, 1, 'X'};
+    /* v2: error 58, message "no" (compact), bytes "" (compact), lifetime
+     * 7, tags. */
+    static const uint8_t a2[] = {0x00, 0x3a, 0x03, 'n', 'o', 0x01,
+                                 0, 0, 0, 0, 0, 0, 0, 7, 0x00};
+    /* v0: error 0, message null, bytes "v=" (int32 length). */
+    static const uint8_t a0[] = {0, 0, 0xff, 0xff, 0, 0, 0, 2, 'v', '='};
+    static const uint8_t req2[] = {0x04, 'a', 'b', 'c', 0x00};
+    static const uint8_t req0[] = {0, 0, 0, 3, 'a', 'b', 'c'};
+    static const uint8_t hreq[] = {0, 5, 'P', 'L', 'A', 'I', 'N'};
+    sl_kafka_SaslHandshakeResponse h = {SL_KERR_UNSUPPORTED_SASL_MECHANISM,
+                                        mechs, 2};
+    sl_kafka_SaslAuthenticateResponse r = {SL_KERR_SASL_AUTHENTICATION_FAILED,
+                                           SL_KSTR("no"), SL_KSTR(""), 7};
+    sl_kafka_SaslAuthenticateResponse back;
+    sl_kstr tok;
+    sl_rd rd;
+    sl_wr w;
+
+    sl_wr_init(&w, 0);
+    sl_kafka_SaslHandshakeResponse_encode(&w, 1, &h);
+    ASSERT_BYTES(w.buf, w.len, hs);
+    w.len = 0;
+    sl_kafka_SaslAuthenticateResponse_encode(&w, 2, &r);
+    ASSERT_BYTES(w.buf, w.len, a2);
+    rd = sl_rd_init(w.buf, w.len);
+    ASSERT_EQ(sl_kafka_SaslAuthenticateResponse_decode(&rd, 2, &back), 0);
+    ASSERT_EQ(back.error_code, 58);
+    ASSERT_EQ(back.session_lifetime_ms, 7);
+    w.len = 0;
+    r = (sl_kafka_SaslAuthenticateResponse){0, SL_KSTR_NULL, SL_KSTR("v="),
+                                            99};
+    sl_kafka_SaslAuthenticateResponse_encode(&w, 0, &r);
+    ASSERT_BYTES(w.buf, w.len, a0);
+    sl_wr_free(&w);
+
+    rd = sl_rd_init(req2, sizeof(req2));
+    ASSERT_EQ(sl_kafka_SaslAuthenticateRequest_decode(&rd, 2, &tok), 0);
+    ASSERT_EQ(tok.len, 3);
+    ASSERT_TRUE(memcmp(tok.p, "abc", 3) == 0);
+    rd = sl_rd_init(req0, sizeof(req0));
+    ASSERT_EQ(sl_kafka_SaslAuthenticateRequest_decode(&rd, 0, &tok), 0);
+    ASSERT_EQ(tok.len, 3);
+    rd = sl_rd_init(req0, sizeof(req0) - 1); /* truncated */
+    ASSERT_NE(sl_kafka_SaslAuthenticateRequest_decode(&rd, 0, &tok), 0);
+    rd = sl_rd_init(hreq, sizeof(hreq));
+    ASSERT_EQ(sl_kafka_SaslHandshakeRequest_decode(&rd, 1, &tok), 0);
+    ASSERT_EQ(tok.len, 5);
+    rd = sl_rd_init(hreq, sizeof(hreq));
+    ASSERT_EQ(sl_kafka_SaslHandshakeRequest_decode(&rd, 2, &tok),
+              SL_E_UNSUPPORTED);
+}
+
 SL_TEST_MAIN(SL_TEST(test_api_table_matches_schemas),
+             SL_TEST(test_sasl_bytes),
              SL_TEST(test_api_table_advertised),
              SL_TEST(test_is_flexible),
              SL_TEST(test_err_names),
