@@ -217,6 +217,13 @@ static const cfg_key keys[] = {
              " (KIP-368): told to clients, which log in again on the same "
              "connection before it ends; a connection that sends anything "
              "else after it is closed. 0: logins do not expire."},
+    {.name = "sasl.failed_authentication_delay_ms", .type = T_INT,
+     .off = OFF(sasl_failed_authentication_delay_ms), .def_int = 100,
+     .min = 0, .max = 60000,
+     .help = "A failed login is answered (and its connection closed) this "
+             "much later, as Kafka's "
+             "connection.failed.authentication.delay.ms: it slows down "
+             "password guessing."},
     {.name = "require_principal", .type = T_CHOICE,
      .off = OFF(require_principal), .def_int = 0, .choices = bool_names,
      .help = "Refuse clients that did not authenticate (by SASL or a "

@@ -73,7 +73,8 @@ static void on_write(uv_write_t *w, int status)
     sl_free(wr);
     if (status < 0 && status != UV_ECANCELED)
         sl__conn_close(c, uv_strerror(status));
-    else if (c->close_when_written && c->writes_pending == 0)
+    else if (c->close_when_written && c->writes_pending == 0 &&
+             c->q_head == NULL)
         sl__conn_close(c, NULL);
     sl__server_maybe_finish(c->srv);
 }

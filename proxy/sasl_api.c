@@ -23,6 +23,8 @@
 #include "sluice/sasl.h"
 #include "sluice/server.h"
 
+#include <openssl/crypto.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -44,6 +46,8 @@ struct sl_auth {
     sl_sasl_server *ex;  /* the exchange in progress, or NULL */
     sl_creds_ref *creds; /* one reference while ex lives */
     uint64_t expires_ms; /* 0: the login does not expire */
+    bool busy;           /* a PLAIN check runs on the thread pool */
+    bool failed;         /* a failed login's answer is on its way */
 };
 
 void sl__auth_init(sl_conn *c)
@@ -111,6 +115,16 @@ bool sl__sasl_gate(sl_conn *c, sl_req *req)
     const sl_kafka_api *api = sl_kafka_api_find(key);
     char why[256];
 
+    if (a->busy || a->failed) {
+        /* Pipelined behind a login still being checked, or one that
+         * failed: a client does not do that. */
+        c->srv->sec.failures[SL_AUTH_FAIL_ILLEGAL_STATE]++;
+        snprintf(why, sizeof(why), "%s request %s", api ? api->name : "?",
+                 a->busy ? "while its SASL login is being checked"
+                         : "after a failed SASL login");
+        sl__conn_close(c, why);
+        return false;
+    }
     switch (a->state) {
     case AUTH_HANDSHAKE:
         if (key == SL_KAFKA_API_VERSIONS || key == SL_KAFKA_SASL_HANDSHAKE)
@@ -228,91 +242,6 @@ void sl__sasl_handshake(sl_conn *c, sl_req *req)
     answer_handshake(req, SL_KERR_NONE, false);
 }
 
-/* Runs one token through the exchange. Returns the status; *out and
- * *out_len: the server's token (owned by the exchange). */
-static sl_sasl_status step(sl_conn *c, const uint8_t *in, size_t in_len,
-                           const uint8_t **out, size_t *out_len, char *why,
-                           size_t whylen)
-{
-    sl_auth *a = c->auth;
-    sl_sasl_status st;
-
-    if (a->ex == NULL) {
-        a->creds = c->srv->sec.creds;
-        a->creds->refs++;
-        a->ex = sl_sasl_server_new(a->mech, a->creds->creds, NULL);
-    }
-    *out = NULL;
-    *out_len = 0;
-    st = sl_sasl_server_step(a->ex, in, in_len, out, out_len, why, whylen);
-    if (st == SL_SASL_DONE) {
-        char principal[260];
-        snprintf(principal, sizeof(principal), "User:%s",
-                 sl_sasl_server_user(a->ex));
-        if (a->reauth && c->principal != NULL &&
-            strcmp(principal, c->principal) != 0) {
-            snprintf(why, whylen, "re-login as %.100s on a connection of "
-                     "%.100s: principals cannot change", principal,
-                     c->principal);
-            return SL_SASL_FAILED;
-        }
-        if (c->principal == NULL || strcmp(principal, c->principal) != 0) {
-            sl_free(c->principal);
-            c->principal = sl_strdup(principal);
-            sl__quota_principal_changed(c);
-        }
-        c->srv->sec.logins[a->mech]++;
-        a->expires_ms = c->srv->cfg->sasl_session_lifetime_ms > 0
-                            ? sl__now_ms(c->srv) +
-                                  (uint64_t)c->srv->cfg->sasl_session_lifetime_ms
-                            : 0;
-        sl_debug("conn %llu %s: %s as %s (%s)", (unsigned long long)c->id,
-                 c->peer, a->reauth ? "logged in again" : "logged in",
-                 principal, sl_sasl_mech_name(a->mech));
-    }
-    return st;
-}
-
-/* After a finished exchange (its answer is built): state for what
- * follows. */
-static void finish(sl_auth *a, sl_sasl_status st)
-{
-    if (st == SL_SASL_CONTINUE)
-        return;
-    end_exchange(a);
-    a->reauth = false;
-    a->state = st == SL_SASL_DONE ? AUTH_DONE : AUTH_HANDSHAKE;
-}
-
-void sl__sasl_raw_token(sl_conn *c, sl_req *req)
-{
-    sl_auth *a = c->auth;
-    const uint8_t *out;
-    size_t out_len;
-    char why[300] = "";
-    sl_sasl_status st;
-    uint8_t *buf;
-
-    st = step(c, req->frame, req->frame_len, &out, &out_len, why,
-              sizeof(why));
-    if (st == SL_SASL_FAILED) {
-        /* Before KIP-152 there is no error answer: the broker closes. */
-        log_failure(c, SL_AUTH_FAIL_CREDENTIALS,
-                    "SASL %s login failed: %s; closing",
-                    sl_sasl_mech_name(a->mech), why);
-        finish(a, st);
-        req->close_after = true;
-        sl__req_answer(req, NULL, 0);
-        return;
-    }
-    buf = sl_malloc(4 + out_len);
-    sl_wr_put_u32_at(buf, (uint32_t)out_len);
-    if (out_len > 0)
-        memcpy(buf + 4, out, out_len);
-    finish(a, st);
-    sl__req_answer(req, buf, 4 + out_len);
-}
-
 static void answer_authenticate(sl_req *req, int16_t err, const char *msg,
                                 const uint8_t *bytes, size_t n,
                                 int64_t lifetime_ms, bool close_after)
@@ -338,6 +267,286 @@ static void answer_authenticate(sl_req *req, int16_t err, const char *msg,
     sl__req_answer(req, buf, len);
 }
 
+/* After the exchange's step: the principal, counters and session. A
+ * re-login must name the same principal. May turn DONE into FAILED. */
+static sl_sasl_status logged_in(sl_conn *c, sl_sasl_status st, char *why,
+                                size_t whylen)
+{
+    sl_auth *a = c->auth;
+    char principal[260];
+
+    if (st != SL_SASL_DONE)
+        return st;
+    snprintf(principal, sizeof(principal), "User:%s",
+             sl_sasl_server_user(a->ex));
+    if (a->reauth && c->principal != NULL &&
+        strcmp(principal, c->principal) != 0) {
+        snprintf(why, whylen, "re-login as %.100s on a connection of "
+                 "%.100s: principals cannot change", principal, c->principal);
+        return SL_SASL_FAILED;
+    }
+    if (c->principal == NULL || strcmp(principal, c->principal) != 0) {
+        sl_free(c->principal);
+        c->principal = sl_strdup(principal);
+        sl__quota_principal_changed(c);
+    }
+    c->srv->sec.logins[a->mech]++;
+    a->expires_ms = c->srv->cfg->sasl_session_lifetime_ms > 0
+                        ? sl__now_ms(c->srv) +
+                              (uint64_t)c->srv->cfg->sasl_session_lifetime_ms
+                        : 0;
+    sl_debug("conn %llu %s: %s as %s (%s)", (unsigned long long)c->id,
+             c->peer, a->reauth ? "logged in again" : "logged in", principal,
+             sl_sasl_mech_name(a->mech));
+    return st;
+}
+
+/* After a finished exchange (its answer is built): state for what
+ * follows. */
+static void finish(sl_auth *a, sl_sasl_status st)
+{
+    if (st == SL_SASL_CONTINUE)
+        return;
+    end_exchange(a);
+    a->reauth = false;
+    a->state = st == SL_SASL_DONE ? AUTH_DONE : AUTH_HANDSHAKE;
+}
+
+/* ---- answers, immediate or delayed ---------------------------------------
+ * A failed login is answered after sasl.failed_authentication_delay_ms, as
+ * a broker delays it (connection.failed.authentication.delay.ms): a client
+ * guessing passwords gets about ten guesses a second per connection, and
+ * its reconnects count against limits.max_connections_per_ip. */
+
+typedef struct delayed {
+    uv_timer_t timer;
+    sl_req *req; /* req->wait points here */
+    uint8_t *resp;
+    size_t len;
+} delayed;
+
+static void delayed_closed(uv_handle_t *h)
+{
+    sl_free(h->data);
+}
+
+static void on_delay(uv_timer_t *t)
+{
+    delayed *d = t->data;
+    sl_req *req = d->req;
+
+    req->wait = NULL;
+    sl__req_answer(req, d->resp, d->len); /* an orphan just goes */
+    uv_close((uv_handle_t *)&d->timer, delayed_closed);
+}
+
+/* Answers req with resp (owned; NULL for no answer) and closes the
+ * connection after it, now or after the failure delay. */
+static void answer_failure(sl_conn *c, sl_req *req, uint8_t *resp, size_t len)
+{
+    int64_t ms = c->srv->cfg->sasl_failed_authentication_delay_ms;
+    delayed *d;
+
+    req->close_after = true;
+    if (ms <= 0 || c->srv->shutting_down) {
+        sl__req_answer(req, resp, len);
+        return;
+    }
+    d = sl_calloc(1, sizeof(*d));
+    d->req = req;
+    d->resp = resp;
+    d->len = len;
+    req->wait = d;
+    uv_timer_init(c->srv->loop, &d->timer);
+    d->timer.data = d;
+    uv_timer_start(&d->timer, on_delay, (uint64_t)ms, 0);
+}
+
+static uint8_t *encode_authenticate(sl_req *req, int16_t err,
+                                    const char *msg, const uint8_t *bytes,
+                                    size_t n, int64_t lifetime_ms,
+                                    size_t *len)
+{
+    sl_kafka_SaslAuthenticateResponse resp;
+    sl_wr w;
+    size_t start;
+
+    resp.error_code = err;
+    resp.error_message = msg ? SL_KSTR(msg) : SL_KSTR_NULL;
+    resp.auth_bytes = (sl_kstr){(const char *)(bytes ? bytes
+                                                     : (const uint8_t *)""),
+                                (int32_t)n};
+    resp.session_lifetime_ms = lifetime_ms;
+    sl_wr_init(&w, 128 + n);
+    start = sl_kafka_resp_hdr_encode(&w, SL_KAFKA_SASL_AUTHENTICATE,
+                                     req->hdr.api_version,
+                                     req->hdr.correlation_id);
+    sl_kafka_SaslAuthenticateResponse_encode(&w, req->hdr.api_version, &resp);
+    sl_kafka_frame_end(&w, start);
+    return sl_wr_release(&w, len);
+}
+
+/* The step's outcome, answered: a SaslAuthenticate response, or for a v0
+ * handshake a bare token (a failure then just closes). */
+static void conclude(sl_conn *c, sl_req *req, sl_sasl_status st,
+                     const uint8_t *out, size_t out_len, char *why,
+                     size_t whylen)
+{
+    sl_auth *a = c->auth;
+    int16_t ver = req->hdr.api_version;
+    uint8_t *buf;
+    size_t len;
+
+    st = logged_in(c, st, why, whylen);
+    if (st == SL_SASL_FAILED) {
+        char msg[200];
+        log_failure(c, SL_AUTH_FAIL_CREDENTIALS,
+                    "SASL %s login failed: %s%s", sl_sasl_mech_name(a->mech),
+                    why, a->raw ? "; closing" : ": SASL_AUTHENTICATION_FAILED");
+        /* What a broker says, with no detail for the client to probe. */
+        snprintf(msg, sizeof(msg),
+                 "Authentication failed during authentication due to "
+                 "invalid credentials with SASL mechanism %s",
+                 sl_sasl_mech_name(a->mech));
+        buf = a->raw ? NULL
+                     : encode_authenticate(req,
+                                           SL_KERR_SASL_AUTHENTICATION_FAILED,
+                                           msg, NULL, 0, 0, &len);
+        a->failed = true;
+        c->close_when_written = true; /* reads no more */
+        sl__conn_update_reading(c);
+        finish(a, st);
+        answer_failure(c, req, buf, a->raw ? 0 : len);
+        return;
+    }
+    if (a->raw) {
+        len = 4 + out_len;
+        buf = sl_malloc(len);
+        sl_wr_put_u32_at(buf, (uint32_t)out_len);
+        if (out_len > 0)
+            memcpy(buf + 4, out, out_len);
+    } else {
+        if (st == SL_SASL_DONE && ver >= 1)
+            a->can_reauth = true;
+        buf = encode_authenticate(
+            req, SL_KERR_NONE, NULL, out, out_len,
+            st == SL_SASL_DONE ? c->srv->cfg->sasl_session_lifetime_ms : 0,
+            &len);
+    }
+    finish(a, st); /* frees out: copied above */
+    sl__req_answer(req, buf, len);
+}
+
+/* ---- PLAIN on the thread pool ---------------------------------------------
+ * A PLAIN login derives the password's SCRAM key with PBKDF2: milliseconds
+ * (about 5 ms at 8192 SHA-512 iterations), too long for the loop, which
+ * would stall every client while someone tries passwords. The exchange and
+ * its credentials move to a libuv worker for the step and come back in the
+ * after-work callback (loop thread); a connection closed meanwhile leaves an
+ * orphan that frees them. SCRAM steps are a few HMACs: on the loop. */
+
+typedef struct plain_job {
+    uv_work_t work;
+    sl_req *req;          /* req->wait points here */
+    sl_sasl_server *ex;   /* owned by the job while it runs */
+    sl_creds_ref *creds;  /* one reference, likewise */
+    uint8_t *token;
+    size_t token_len;
+    sl_sasl_status st;
+    const uint8_t *out;
+    size_t out_len;
+    char why[300];
+} plain_job;
+
+static void plain_work(uv_work_t *w)
+{
+    plain_job *j = w->data;
+    j->st = sl_sasl_server_step(j->ex, j->token, j->token_len, &j->out,
+                                &j->out_len, j->why, sizeof(j->why));
+}
+
+static void plain_done(uv_work_t *w, int status)
+{
+    plain_job *j = w->data;
+    sl_req *req = j->req;
+    sl_conn *c = req->conn;
+
+    (void)status;
+    req->wait = NULL;
+    if (c != NULL)
+        c->auth->busy = false;
+    OPENSSL_cleanse(j->token, j->token_len);
+    sl_free(j->token);
+    if (c == NULL) {
+        sl_sasl_server_free(j->ex);
+        if (--j->creds->refs == 0) {
+            sl_sasl_creds_free(j->creds->creds);
+            sl_free(j->creds);
+        }
+        sl_free(j);
+        sl__req_answer(req, NULL, 0); /* frees the orphan */
+        return;
+    }
+    c->auth->ex = j->ex;
+    c->auth->creds = j->creds;
+    conclude(c, req, j->st, j->out, j->out_len, j->why, sizeof(j->why));
+    sl_free(j);
+}
+
+/* Runs the client's token through the exchange (made on first use) and
+ * answers. */
+static void take_token(sl_conn *c, sl_req *req, const uint8_t *in,
+                       size_t in_len)
+{
+    sl_auth *a = c->auth;
+    const uint8_t *out = NULL;
+    size_t out_len = 0;
+    char why[300] = "";
+    sl_sasl_status st;
+
+    if (a->ex == NULL) {
+        a->creds = c->srv->sec.creds;
+        a->creds->refs++;
+        a->ex = sl_sasl_server_new(a->mech, a->creds->creds, NULL);
+    }
+    if (a->mech == SL_SASL_PLAIN) {
+        plain_job *j = sl_calloc(1, sizeof(*j));
+        j->req = req;
+        j->ex = a->ex;
+        j->creds = a->creds;
+        a->ex = NULL;
+        a->creds = NULL;
+        j->token = sl_malloc(in_len + 1);
+        memcpy(j->token, in, in_len);
+        j->token_len = in_len;
+        j->work.data = j;
+        req->wait = j;
+        a->busy = true;
+        if (uv_queue_work(c->srv->loop, &j->work, plain_work, plain_done) ==
+            0)
+            return;
+        /* No worker: do it here. */
+        a->busy = false;
+        req->wait = NULL;
+        plain_work(&j->work);
+        a->ex = j->ex;
+        a->creds = j->creds;
+        OPENSSL_cleanse(j->token, j->token_len);
+        sl_free(j->token);
+        conclude(c, req, j->st, j->out, j->out_len, j->why, sizeof(j->why));
+        sl_free(j);
+        return;
+    }
+    st = sl_sasl_server_step(a->ex, in, in_len, &out, &out_len, why,
+                             sizeof(why));
+    conclude(c, req, st, out, out_len, why, sizeof(why));
+}
+
+void sl__sasl_raw_token(sl_conn *c, sl_req *req)
+{
+    take_token(c, req, req->frame, req->frame_len);
+}
+
 void sl__sasl_authenticate(sl_conn *c, sl_req *req)
 {
     sl_auth *a = c->auth;
@@ -345,10 +554,6 @@ void sl__sasl_authenticate(sl_conn *c, sl_req *req)
     sl_rd r = sl_rd_init(req->frame + req->hdr.len,
                          req->frame_len - req->hdr.len);
     sl_kstr token;
-    const uint8_t *out;
-    size_t out_len;
-    char why[300] = "", msg[200];
-    sl_sasl_status st;
 
     if (a == NULL || a->state != AUTH_TOKEN) {
         /* Kafka's words for both cases. */
@@ -373,28 +578,5 @@ void sl__sasl_authenticate(sl_conn *c, sl_req *req)
         sl__req_answer(req, NULL, 0);
         return;
     }
-    st = step(c, (const uint8_t *)token.p, (size_t)token.len, &out, &out_len,
-              why, sizeof(why));
-    if (st == SL_SASL_FAILED) {
-        log_failure(c, SL_AUTH_FAIL_CREDENTIALS,
-                    "SASL %s login failed: %s: SASL_AUTHENTICATION_FAILED",
-                    sl_sasl_mech_name(a->mech), why);
-        /* What a broker says, with no detail for the client to probe. */
-        snprintf(msg, sizeof(msg),
-                 "Authentication failed during authentication due to "
-                 "invalid credentials with SASL mechanism %s",
-                 sl_sasl_mech_name(a->mech));
-        finish(a, st);
-        answer_authenticate(req, SL_KERR_SASL_AUTHENTICATION_FAILED, msg,
-                            NULL, 0, 0, true);
-        return;
-    }
-    if (st == SL_SASL_DONE && ver >= 1)
-        a->can_reauth = true;
-    answer_authenticate(req, SL_KERR_NONE, NULL, out, out_len,
-                        st == SL_SASL_DONE
-                            ? c->srv->cfg->sasl_session_lifetime_ms
-                            : 0,
-                        false);
-    finish(a, st);
+    take_token(c, req, (const uint8_t *)token.p, (size_t)token.len);
 }

@@ -120,6 +120,7 @@ typedef struct sl_config {
     char *sasl_mechanisms;     /* "SCRAM-SHA-512,SCRAM-SHA-256,PLAIN" */
     char *sasl_credentials_file;
     int64_t sasl_session_lifetime_ms; /* 0: sessions do not expire */
+    int64_t sasl_failed_authentication_delay_ms;
     int64_t require_principal; /* bool: unauthenticated clients refused */
 
     char *config_path; /* the file loaded, or NULL */
