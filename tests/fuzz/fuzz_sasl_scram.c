@@ -81,6 +81,24 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         fprintf(stderr, "%s\n", err);
         abort();
     }
+    /* The seed corpus' RFC 7677 exchange must succeed, or mutations of it
+     * would never reach the proof check. */
+    {
+        static const char first[] = "n,,n=user,r=rOprNGfwEbeRWgbNEkqO",
+                          fin[] = "c=biws,r=rOprNGfwEbeRWgbNEkqO" SERVER_NONCE
+                                  ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7"
+                                  "AndVQ=";
+        sl_sasl_server *s = sl_sasl_server_new(SL_SASL_SCRAM_SHA_256, creds,
+                                               SERVER_NONCE);
+        const uint8_t *out;
+        size_t out_len;
+        CHECK(sl_sasl_server_step(s, (const uint8_t *)first,
+                                  sizeof(first) - 1, &out, &out_len, NULL,
+                                  0) == SL_SASL_CONTINUE);
+        CHECK(sl_sasl_server_step(s, (const uint8_t *)fin, sizeof(fin) - 1,
+                                  &out, &out_len, NULL, 0) == SL_SASL_DONE);
+        sl_sasl_server_free(s);
+    }
     return 0;
 }
 
