@@ -49,6 +49,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -582,8 +583,12 @@ int sl_sasl_creds_load(const char *path, sl_sasl_creds **out, char *err,
         put_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return SL_E_CONFIG;
     }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-        (uint64_t)st.st_size > MAX_FILE_BYTES) {
+    if (fstat(fd, &st) != 0) {
+        put_err(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
+        close(fd);
+        return SL_E_CONFIG;
+    }
+    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > MAX_FILE_BYTES) {
         put_err(err, errlen, "%s: %s", path,
                 !S_ISREG(st.st_mode) ? "not a regular file"
                                      : "larger than 64 MiB");
