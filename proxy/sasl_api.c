@@ -437,6 +437,15 @@ static void conclude(sl_conn *c, sl_req *req, sl_sasl_status st,
     sl__req_answer(req, buf, len);
 }
 
+/* A login that cannot be attempted: closed, as a broker's internal
+ * error during authentication closes the connection. */
+static void conclude_error(sl_conn *c, sl_req *req)
+{
+    c->auth->state = AUTH_HANDSHAKE;
+    req->close_after = true;
+    sl__req_answer(req, NULL, 0);
+}
+
 /* ---- PLAIN on the thread pool ---------------------------------------------
  * A PLAIN login derives the password's SCRAM key with PBKDF2: milliseconds
  * (about 5 ms at 8192 SHA-512 iterations), too long for the loop, which
@@ -508,6 +517,13 @@ static void take_token(sl_conn *c, sl_req *req, const uint8_t *in,
         a->creds = c->srv->sec.creds;
         a->creds->refs++;
         a->ex = sl_sasl_server_new(a->mech, a->creds->creds, NULL);
+        if (a->ex == NULL) {
+            /* No randomness for a nonce: nobody can log in. */
+            sl_error("SASL: no random bytes for a SCRAM nonce");
+            end_exchange(a);
+            conclude_error(c, req);
+            return;
+        }
     }
     if (a->mech == SL_SASL_PLAIN) {
         plain_job *j = sl_calloc(1, sizeof(*j));
