@@ -1342,6 +1342,17 @@ void sl_config_usage(FILE *out)
             "  --help, -h      print this help and exit\n"
             "  --version       print the version and exit\n"
             "\n"
+            "Commands:\n"
+            "  config reference|dump        the key table (Markdown); the "
+            "effective\n"
+            "                               configuration (JSON, secrets "
+            "redacted)\n"
+            "  sluice policy check|explain|reference FILE ...   the policy "
+            "file\n"
+            "  sluice users add|delete|list FILE [USER]   SASL credentials "
+            "(add reads\n"
+            "                               the password from stdin)\n"
+            "\n"
             "Configuration keys: each is a flag (--KEY=VALUE or --KEY VALUE) "
             "and a\nJSON key (dotted names are nested objects).\n\n",
             SL_VERSION);
