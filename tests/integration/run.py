@@ -46,6 +46,7 @@ import tests_kafka  # noqa: E402,F401
 import tests_realclients  # noqa: E402,F401
 import tests_legacy  # noqa: E402,F401
 import tests_demo  # noqa: E402,F401
+import tests_security  # noqa: E402,F401
 from kafka_cluster import KafkaCluster, NetNS  # noqa: E402
 
 
