@@ -24,7 +24,6 @@ path meanwhile.
 """
 
 import ctypes
-import os
 import re
 import subprocess
 import time
