@@ -79,13 +79,20 @@ if [ -z "$have" ] || [ "$(printf '%s\n%s\n' "$need" "$have" | sort -V | head -n1
   die "tests/go needs Go >= $need (franz-go), but $(command -v go) is ${have:-unknown}; put a newer go first on PATH (a go >= 1.21 can also fetch one from the Go module proxy: export GOTOOLCHAIN=go$need)"
 fi
 # --- Go drivers: franz-go, sarama, kafka-go --------------------------------------------
+# Keyed by content, not modification times: the cache is shared by every
+# checkout on the machine (worktrees, branches), and a binary built from
+# another checkout's sources can be newer than this one's. The stamp beside
+# each binary is the hash of tests/go's sources and of the Go version.
+srchash=$( (go env GOVERSION; cd tests/go && find . -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) -print0 \
+            | LC_ALL=C sort -z | xargs -0 sha256sum) | sha256sum | cut -d' ' -f1)
 for drv in produce:franz-produce sarama:sarama-produce kafkago:kafkago-produce; do
   src=${drv%%:*}
   bin="$GOOUT/${drv#*:}"
-  if [ ! -x "$bin" ] || [ -n "$(find tests/go -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) -newer "$bin" -print -quit)" ]; then
+  if [ ! -x "$bin" ] || [ "$(cat "$bin.sources" 2>/dev/null)" != "$srchash" ]; then
     say "go build tests/go/$src -> $bin"
     mkdir -p "$GOOUT"
     (cd tests/go && go build -o "$bin.tmp" "./$src")
     mv -f "$bin.tmp" "$bin"
+    echo "$srchash" >"$bin.sources"
   fi
 done

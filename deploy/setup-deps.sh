@@ -15,7 +15,7 @@ PKGS=(
   build-essential meson ninja-build pkg-config
   librdkafka-dev libuv1-dev libjansson-dev libssl-dev node-llhttp
   zlib1g-dev liblz4-dev libzstd-dev libsnappy-dev
-  kcat python3 python3-confluent-kafka python3-kafka
+  kcat openssl python3 python3-confluent-kafka python3-kafka
   python3-lz4 python3-snappy python3-zstandard python3-xxhash
   clang libclang-rt-14-dev
   prometheus chromium

@@ -13,6 +13,17 @@ answer as a dict, plus "returncode" and "stderr" (its tail):
 It fails the test (harness.fail) only when the driver gave no answer at all
 or recs need what CAPS says the client lacks.
 
+security=: the request's optional "security" field (TLS, SASL), e.g.
+cluster.security("SCRAM-SHA-512") or certs.get().security("SSL", client=...):
+  {"protocol": "SSL"|"SASL_SSL"|"SASL_PLAINTEXT"|"PLAINTEXT",
+   "mechanism": "PLAIN"|"SCRAM-SHA-256"|"SCRAM-SHA-512", "username", "password",
+   "ca_file", "cert_file", "key_file" (PEM), "server_hostname"}
+A driver that cannot do what it asks answers ok: false with "unsupported"
+in the error, never falls back to plaintext; CAPS[client]["sasl"] lists the
+mechanisms each one has (checked against Kafka 4.1.1's SASL_SSL listener by
+tests_security.drivers_sasl_ssl_direct), "server_hostname" whether it can
+verify another name than the broker address's host.
+
 Standard library only: runs under Debian's /usr/bin/python3 like the suite;
 the Python clients run in the cache's venv, never in this interpreter.
 """
@@ -60,6 +71,10 @@ ALL_CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 #   bootstrap_failure  "records": an unreachable broker fails every record
 #                      (ok: True, acked 0, after timeout_ms); "ok_false": the
 #                      run fails at once (ok: False)
+#   sasl               SASL mechanisms of the "security" field it can do
+#   server_hostname    whether it can verify the broker's certificate against
+#                      another name than the dialled host (else refused)
+SASL_ALL = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 CAPS = {
     "franz": {
         "name": "franz-go v1.22.3",
@@ -72,6 +87,7 @@ CAPS = {
         "produce_max": 13,
         "skips_codec_if_larger": True,
         "bootstrap_failure": "records",
+        "sasl": SASL_ALL, "server_hostname": True,
     },
     "sarama": {
         "name": "sarama v1.61.1",
@@ -84,6 +100,7 @@ CAPS = {
         "produce_max": 9,  # its default Version, V2_8_0_0; props.kafka_version moves it
         "skips_codec_if_larger": False,
         "bootstrap_failure": "ok_false",
+        "sasl": SASL_ALL, "server_hostname": True,
     },
     "ck2": {
         "name": "confluent-kafka 2.16.1 (librdkafka 2.16.0)",
@@ -96,6 +113,7 @@ CAPS = {
         "produce_max": 10,
         "skips_codec_if_larger": True,
         "bootstrap_failure": "records",
+        "sasl": SASL_ALL, "server_hostname": False,
     },
     "kafkago": {
         "name": "segmentio/kafka-go v0.4.51",
@@ -109,6 +127,7 @@ CAPS = {
         "produce_max": 7,
         "skips_codec_if_larger": False,
         "bootstrap_failure": "records",
+        "sasl": SASL_ALL, "server_hostname": True,
     },
     "kpy3": {
         "name": "kafka-python 3.0.12",
@@ -121,6 +140,7 @@ CAPS = {
         "produce_max": 13,
         "skips_codec_if_larger": False,
         "bootstrap_failure": "ok_false",
+        "sasl": SASL_ALL, "server_hostname": False,
     },
     "aiokafka": {
         "name": "aiokafka 0.14.0",
@@ -133,6 +153,7 @@ CAPS = {
         "produce_max": 7,
         "skips_codec_if_larger": False,
         "bootstrap_failure": "ok_false",
+        "sasl": SASL_ALL, "server_hostname": False,
     },
 }
 
@@ -183,10 +204,12 @@ def _check_caps(client, recs, codec):
 
 
 def request(bootstrap, topic, recs, acks="all", codec="none", idempotent=None,
-            client_id=None, props=None, timeout=120):
+            client_id=None, props=None, timeout=120, security=None):
     """The JSON request of the drivers' contract. The drivers bound their own
-    run by about 2 x timeout_ms, which is kept within `timeout`."""
-    return {
+    run by about 2 x timeout_ms, which is kept within `timeout`. security:
+    the optional "security" field (certs.Certs.security(),
+    KafkaCluster.security()), left out when None."""
+    req = {
         "brokers": bootstrap, "topic": topic, "acks": _acks(acks),
         "compression": codec or "none", "idempotent": idempotent,
         "client_id": client_id, "props": props or {},
@@ -195,14 +218,44 @@ def request(bootstrap, topic, recs, acks="all", codec="none", idempotent=None,
                      "headers": [[k, _b64(v)] for k, v in r.headers],
                      "timestamp": r.timestamp} for r in recs],
     }
+    if security is not None:
+        req["security"] = security
+    return req
+
+
+def librdkafka_security(security):
+    """librdkafka properties for a "security" field (kcat's -X, Sluice's
+    upstream -X): what produce_ck2.py sets."""
+    if security is None:
+        return {}
+    proto = security.get("protocol", "PLAINTEXT").upper()
+    conf = {"security.protocol": proto}
+    if proto.startswith("SASL_"):
+        conf.update({"sasl.mechanism": security["mechanism"],
+                     "sasl.username": security["username"],
+                     "sasl.password": security["password"]})
+    for k, v in (("ca_file", "ssl.ca.location"), ("cert_file", "ssl.certificate.location"),
+                 ("key_file", "ssl.key.location")):
+        if security.get(k):
+            conf[v] = security[k]
+    return conf
+
+
+def kcat_args(security):
+    """kcat's -X flags for a "security" field."""
+    out = []
+    for k, v in librdkafka_security(security).items():
+        out += ["-X", "%s=%s" % (k, v)]
+    return out
 
 
 def _run(client, argv, bootstrap, topic, recs, acks, codec, idempotent, client_id, props,
-         timeout):
+         timeout, security=None):
     ensure_installed()
     codec = codec or "none"
     _check_caps(client, recs, codec)
-    req = request(bootstrap, topic, recs, acks, codec, idempotent, client_id, props, timeout)
+    req = request(bootstrap, topic, recs, acks, codec, idempotent, client_id, props, timeout,
+                  security)
     try:
         p = subprocess.run(argv, input=json.dumps(req), capture_output=True, text=True,
                            timeout=timeout)
@@ -221,56 +274,62 @@ def _run(client, argv, bootstrap, topic, recs, acks, codec, idempotent, client_i
 
 
 def franz_produce(bootstrap, topic, recs, acks="all", codec="none", idempotent=None,
-                  client_id=None, props=None, timeout=120):
+                  client_id=None, props=None, timeout=120, security=None):
     """franz-go (tests/go/produce). props: see applyProps in main.go, e.g.
     {"linger_ms": 50, "max_version": "2.8", "max_produce_version": 7,
     "log_level": "debug"}."""
     return _run("franz", [os.path.join(cache_dir(), "go-build", "franz-produce")],
-                bootstrap, topic, recs, acks, codec, idempotent, client_id, props, timeout)
+                bootstrap, topic, recs, acks, codec, idempotent, client_id, props, timeout,
+                security)
 
 
 def sarama_produce(bootstrap, topic, recs, acks="all", codec="none", idempotent=None,
-                  client_id=None, props=None, timeout=120):
+                  client_id=None, props=None, timeout=120, security=None):
     """sarama (tests/go/sarama). props: see applyProps in its main.go, e.g.
     {"kafka_version": "0.11.0.0", "linger_ms": 50, "log_level": "debug"}."""
     return _run("sarama", [os.path.join(cache_dir(), "go-build", "sarama-produce")],
-                bootstrap, topic, recs, acks, codec, idempotent, client_id, props, timeout)
+                bootstrap, topic, recs, acks, codec, idempotent, client_id, props, timeout,
+                security)
 
 
 def kafkago_produce(bootstrap, topic, recs, acks="all", codec="none", idempotent=None,
-                   client_id=None, props=None, timeout=120):
+                   client_id=None, props=None, timeout=120, security=None):
     """segmentio/kafka-go (tests/go/kafkago). props: {"batch_size": N,
     "batch_timeout_ms": N, "max_attempts": N}."""
     return _run("kafkago", [os.path.join(cache_dir(), "go-build", "kafkago-produce")],
-                bootstrap, topic, recs, acks, codec, idempotent, client_id, props, timeout)
+                bootstrap, topic, recs, acks, codec, idempotent, client_id, props, timeout,
+                security)
 
 
 def ck2_produce(bootstrap, topic, recs, acks="all", codec="none", idempotent=None,
-                client_id=None, props=None, timeout=120):
+                client_id=None, props=None, timeout=120, security=None):
     """confluent-kafka 2.x (tests/py/produce_ck2.py). props: librdkafka
     settings, e.g. {"linger.ms": 50, "debug": "protocol"}."""
     return _run("ck2", [os.path.join(cache_dir(), "venv", "bin", "python"),
                         os.path.join(PY_DIR, "produce_ck2.py")],
-                bootstrap, topic, recs, acks, codec, idempotent, client_id, props, timeout)
+                bootstrap, topic, recs, acks, codec, idempotent, client_id, props, timeout,
+                security)
 
 
 def aiokafka_produce(bootstrap, topic, recs, acks="all", codec="none", idempotent=None,
-                     client_id=None, props=None, timeout=120):
+                     client_id=None, props=None, timeout=120, security=None):
     """aiokafka (tests/py/produce_aiokafka.py). props: AIOKafkaProducer
     keyword arguments, e.g. {"max_batch_size": 16384}, and "log_level"."""
     return _run("aiokafka", [os.path.join(cache_dir(), "venv", "bin", "python"),
                              os.path.join(PY_DIR, "produce_aiokafka.py")],
-                bootstrap, topic, recs, acks, codec, idempotent, client_id, props, timeout)
+                bootstrap, topic, recs, acks, codec, idempotent, client_id, props, timeout,
+                security)
 
 
 def kpy3_produce(bootstrap, topic, recs, acks="all", codec="none", idempotent=None,
-                client_id=None, props=None, timeout=120):
+                client_id=None, props=None, timeout=120, security=None):
     """kafka-python 3.x (tests/py/produce_kpy3.py). props: KafkaProducer
     keyword arguments, e.g. {"linger_ms": 50, "api_version": "2.1"}, and
     "log_level"."""
     return _run("kpy3", [os.path.join(cache_dir(), "venv", "bin", "python"),
                          os.path.join(PY_DIR, "produce_kpy3.py")],
-                bootstrap, topic, recs, acks, codec, idempotent, client_id, props, timeout)
+                bootstrap, topic, recs, acks, codec, idempotent, client_id, props, timeout,
+                security)
 
 
 PRODUCERS = {"franz": franz_produce, "sarama": sarama_produce, "kafkago": kafkago_produce,

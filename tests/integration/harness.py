@@ -332,9 +332,11 @@ class Env:
                 self.mock.stop()
             raise
 
-    def start_sluice(self, args=None):
-        """(Re)starts sluice on a new port with the test's flags (or args)."""
-        self.sluice = Sluice(self.cfg.sluice, self.upstream,
+    def start_sluice(self, args=None, upstream=None):
+        """(Re)starts sluice on a new port with the test's flags (or args),
+        producing to env.upstream (or upstream: e.g. the cluster's SASL_SSL
+        listener, while the test still reads env.upstream)."""
+        self.sluice = Sluice(self.cfg.sluice, upstream or self.upstream,
                              os.path.join(self.cfg.logdir, self.name + ".sluice.log"),
                              self.sluice_args if args is None else args)
         self.bootstrap = self.sluice.addr

@@ -118,7 +118,8 @@ def b64(b):
 
 
 def java_produce(version, bootstrap, topic, recs, acks="all", codec="none", idempotent=None,
-                 client_id=None, transactional_id=None, props=None, timeout=120):
+                 client_id=None, transactional_id=None, props=None, timeout=120,
+                 security=None):
     """Produces recs (harness.Rec: explicit partition and timestamp, headers
     in order) with the Java producer of kafka-clients 4.x (version "4"),
     3.x ("3") or 0.10.x ("010": LegacyProduceDriver, Produce v2 with
@@ -133,6 +134,11 @@ def java_produce(version, bootstrap, topic, recs, acks="all", codec="none", idem
        "error": "<class>: <msg>", "elapsed_ms": n, "stage_ms": n, ...}
     elapsed_ms counts from just before the producer is constructed (~0.35 s
     of it class loading), stage_ms only the stage that failed.
+    security: the drivers' optional "security" field (see extclients.py):
+    security.protocol, sasl.mechanism, sasl.jaas.config (PlainLoginModule,
+    ScramLoginModule), ssl.truststore.type=PEM and the client certificate as
+    ssl.keystore.certificate.chain / ssl.keystore.key; "010" takes only
+    PLAINTEXT and SASL_PLAINTEXT (no PEM stores before 2.7).
     Fails the test only when the driver gives no answer (crash, timeout)."""
     version = str(version)
     if version not in ("4", "3", "010"):
@@ -147,6 +153,8 @@ def java_produce(version, bootstrap, topic, recs, acks="all", codec="none", idem
            "records": [{"partition": r.partition, "key": b64(r.key), "value": b64(r.value),
                         "headers": [[k, b64(v)] for k, v in r.headers],
                         "timestamp": r.timestamp} for r in recs]}
+    if security is not None:
+        req["security"] = security
     cp = os.pathsep.join([os.path.join(cache, "clients" + version, "*"),
                           os.path.join(cache, "java-build", "clients" + version)])
     cmd = java_cmd("128m") + ["-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",

@@ -18,6 +18,24 @@ Nothing here sleeps in place of a condition: readiness is a Metadata answer
 that lists the node (and, for topics, a leader for every partition), polled
 with a deadline.
 
+With sasl_ssl=True (the suite's one-node "kafka") each node also has a
+SASL_SSL listener on another loopback port, beside the PLAINTEXT one that
+everything else uses (clients, inter-broker, admin) and the CONTROLLER one:
+
+  c = KafkaCluster(root, sasl_ssl=True).start()
+  c.sasl_ssl_bootstrap           # "127.0.0.1:S1,..."
+  c.sasl_users                   # {"sluice": password, "alice": password}
+  c.sasl_mechanisms              # ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
+  c.ca_file                      # the CA of its certificate (certs.get())
+  c.security("SCRAM-SHA-512")    # the drivers' "security" field, as "sluice"
+  c.upstream_args("PLAIN", password="wrong")   # sluice -X flags for it
+
+Its certificate is certs.get().server (localhost, 127.0.0.1, ::1); no client
+certificate is asked for. Every user can log in with each mechanism: SCRAM
+credentials are written at format time (kafka-storage format --add-scram),
+PLAIN ones are the listener's user_<name> JAAS options. Passwords are made
+at run time. No authorizer: an authenticated user may do anything.
+
 Admin operations the tests need and Debian's confluent-kafka 1.7 lacks
 (client quotas, leader elections, reassignments) run Kafka's own command
 line tools (the classes bin/kafka-configs.sh etc. run) on the same jars.
@@ -25,6 +43,7 @@ line tools (the classes bin/kafka-configs.sh etc. run) on the same jars.
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -66,6 +85,12 @@ VERSIONS = {"4.1.1": ("broker", LOG4J2), "3.9.1": ("broker39", LOG4J1)}
 
 class ClusterError(Exception):
     pass
+
+
+# The SASL_SSL listener (sasl_ssl=True): its users, and the SCRAM
+# mechanisms they have credentials for (PLAIN as well).
+SASL_USERS = ("sluice", "alice")
+SCRAM_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
 
 
 _cache = None
@@ -171,6 +196,7 @@ class Node:
         self.id = node_id
         self.port = cluster.base_port + node_id - 1 if cluster.base_port else free_port()
         self.controller_port = free_port()
+        self.sasl_ssl_port = free_port() if cluster.sasl_ssl else None
         # In a network namespace the broker listens on the namespace's end
         # of the veth; its controller stays on the namespace's own loopback.
         self.host = cluster.netns.addr if cluster.netns else "127.0.0.1"
@@ -184,6 +210,10 @@ class Node:
     @property
     def addr(self):
         return "%s:%d" % (self.host, self.port)
+
+    @property
+    def sasl_ssl_addr(self):
+        return "%s:%d" % (self.host, self.sasl_ssl_port) if self.sasl_ssl_port else None
 
     def write_config(self):
         c = self.cluster
@@ -224,6 +254,8 @@ class Node:
             "controlled.shutdown.enable": "true",
             "unclean.leader.election.enable": "false",
         }
+        if c.sasl_ssl:
+            props.update(c.sasl_ssl_props(self))
         props.update(c.extra_props)
         os.makedirs(self.dir, exist_ok=True)
         with open(self.props, "w") as f:
@@ -235,6 +267,9 @@ class Node:
         cmd = java_cmd(256) + ["-cp", self.cluster.classpath, self.cluster.log_opt,
                                "kafka.tools.StorageTool", "format", "-t", cluster_id,
                                "-c", self.props, "--ignore-formatted"]
+        for mech in SCRAM_MECHANISMS if self.cluster.sasl_ssl else ():
+            for user, pw in self.cluster.sasl_users.items():
+                cmd += ["--add-scram", "%s=[name=%s,password=%s]" % (mech, user, pw)]
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if p.returncode != 0:
             raise ClusterError("formatting node %d failed:\n%s" % (self.id, p.stderr[-2000:]))
@@ -285,8 +320,19 @@ class Node:
 
 class KafkaCluster:
     def __init__(self, root=None, nodes=1, heap_mb=384, extra_props=None, name="kafka",
-                 netns=None, base_port=None, version="4.1.1"):
+                 netns=None, base_port=None, version="4.1.1", sasl_ssl=False):
         self.name = name
+        self.sasl_ssl = sasl_ssl
+        if sasl_ssl:
+            if netns:
+                raise ClusterError("sasl_ssl: the certificate is for 127.0.0.1, not a namespace")
+            import certs
+            self.certs = certs.get()
+            self.ca_file = self.certs.ca_file
+            # Letters, digits, "-" and "_": nothing to quote in JAAS or
+            # in --add-scram's [name=...,password=...].
+            self.sasl_users = {u: secrets.token_urlsafe(18) for u in SASL_USERS}
+            self.sasl_mechanisms = SCRAM_MECHANISMS + ("PLAIN",)
         self.base_port = base_port  # node N listens on base_port + N - 1 (None: free ports)
         self.netns = netns  # NetNS (created) or None: every node in it
         self._own_root = root is None
@@ -309,6 +355,50 @@ class KafkaCluster:
     @property
     def bootstrap(self):
         return ",".join(n.addr for n in self.nodes)
+
+    @property
+    def sasl_ssl_bootstrap(self):
+        return ",".join(n.sasl_ssl_addr for n in self.nodes) if self.sasl_ssl else None
+
+    def sasl_ssl_props(self, node):
+        """The SASL_SSL listener's broker settings for node (sasl_ssl only)."""
+        L = "listener.name.sasl_ssl."
+        jaas = {m: "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+                for m in SCRAM_MECHANISMS}
+        jaas["PLAIN"] = ("org.apache.kafka.common.security.plain.PlainLoginModule required "
+                         + " ".join('user_%s="%s"' % u for u in self.sasl_users.items())
+                         + ";")
+        props = {
+            "listeners": "PLAINTEXT://%s:%d,SASL_SSL://%s:%d,CONTROLLER://127.0.0.1:%d"
+                         % (node.host, node.port, node.host, node.sasl_ssl_port,
+                            node.controller_port),
+            "advertised.listeners": "PLAINTEXT://%s:%d,SASL_SSL://%s:%d"
+                                    % (node.host, node.port, node.host, node.sasl_ssl_port),
+            "listener.security.protocol.map":
+                "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL",
+            L + "sasl.enabled.mechanisms": ",".join(self.sasl_mechanisms),
+            L + "ssl.keystore.type": "PEM",
+            L + "ssl.keystore.location": self.certs.server.pem_file,
+            L + "ssl.client.auth": "none",
+        }
+        for m, j in jaas.items():
+            props[L + m.lower() + ".sasl.jaas.config"] = j
+        return props
+
+    def security(self, mechanism="SCRAM-SHA-512", user="sluice", password=None):
+        """The drivers' "security" field for this cluster's SASL_SSL
+        listener (password: the user's unless given)."""
+        return self.certs.security("SASL_SSL", mechanism=mechanism, username=user,
+                                   password=self.sasl_users[user] if password is None
+                                   else password)
+
+    def upstream_args(self, mechanism="SCRAM-SHA-512", user="sluice", password=None):
+        """Sluice flags (librdkafka properties) for producing to the
+        SASL_SSL listener; pair with sasl_ssl_bootstrap as --upstream."""
+        pw = self.sasl_users[user] if password is None else password
+        return ["-X", "security.protocol=SASL_SSL", "-X", "sasl.mechanism=" + mechanism,
+                "-X", "sasl.username=" + user, "-X", "sasl.password=" + pw,
+                "-X", "ssl.ca.location=" + self.ca_file]
 
     def live_bootstrap(self):
         return ",".join(n.addr for n in self.nodes if n.alive()) or self.bootstrap

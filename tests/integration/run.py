@@ -46,6 +46,7 @@ import tests_kafka  # noqa: E402,F401
 import tests_realclients  # noqa: E402,F401
 import tests_legacy  # noqa: E402,F401
 import tests_demo  # noqa: E402,F401
+import tests_security  # noqa: E402,F401
 from kafka_cluster import KafkaCluster, NetNS  # noqa: E402
 
 
@@ -132,11 +133,16 @@ def main():
             signal.alarm(300)
             try:
                 ns = NetNS(kind).create() if kind == "kafkanet" else None
+                # The one-node cluster also has a SASL_SSL listener
+                # (tests_security); the others only PLAINTEXT.
                 c = KafkaCluster(root=os.path.join(cfg.logdir, kind), nodes=nodes,
-                                 heap_mb=320 if nodes > 1 else 512, name=kind, netns=ns)
+                                 heap_mb=320 if nodes > 1 else 512, name=kind, netns=ns,
+                                 sasl_ssl=kind == "kafka")
                 clusters[kind] = c.start()
-                print("# %s: %d-node Apache Kafka at %s, started in %.1fs; logs in %s"
-                      % (kind, nodes, c.bootstrap, time.monotonic() - t0, c.root))
+                print("# %s: %d-node Apache Kafka at %s%s, started in %.1fs; logs in %s"
+                      % (kind, nodes, c.bootstrap,
+                         " (SASL_SSL %s)" % c.sasl_ssl_bootstrap if c.sasl_ssl else "",
+                         time.monotonic() - t0, c.root))
             except Exception as e:  # noqa: BLE001 - every test of the kind fails with it
                 if c is not None:
                     c.stop()

@@ -141,7 +141,9 @@ def b64(b):
     return None if b is None else base64.b64encode(b).decode()
 
 
-def run_kafkajs(bootstrap, topic, recs, acks, codec, timeout=90):
+def run_kafkajs(bootstrap, topic, recs, acks, codec, timeout=90, security=None):
+    """tests/js/produce.js; security: the drivers' optional "security"
+    field (see extclients.py). Fails the test unless the answer is ok."""
     if not os.path.isdir(os.path.join(JS_DIR, "node_modules", "kafkajs")):
         fail("kafkajs not installed: run 'npm ci' in tests/js (deploy/setup-deps.sh does)")
     req = {"brokers": bootstrap.split(","), "topic": topic, "acks": acks,
@@ -149,6 +151,8 @@ def run_kafkajs(bootstrap, topic, recs, acks, codec, timeout=90):
            "records": [{"partition": r.partition, "key": b64(r.key), "value": b64(r.value),
                         "headers": [[k, b64(v)] for k, v in r.headers],
                         "timestamp": r.timestamp} for r in recs]}
+    if security is not None:
+        req["security"] = security
     p = subprocess.run(["node", os.path.join(JS_DIR, "produce.js")], input=json.dumps(req),
                        capture_output=True, text=True, timeout=timeout, cwd=JS_DIR)
     try:
@@ -183,7 +187,10 @@ for _acks in (-1, 1, 0):
 # d) kcat: -K key delimiter, -H headers, -p partition, -z codec, -X acks
 
 
-def run_kcat_produce(bootstrap, topic, partition, lines, codec, acks, extra=()):
+def run_kcat_produce(bootstrap, topic, partition, lines, codec, acks, extra=(), security=None):
+    """security: the drivers' "security" field, as -X flags (extclients.kcat_args)."""
+    import extclients
+    extra = list(extra) + extclients.kcat_args(security)
     args = ["kcat", "-P", "-b", bootstrap, "-t", topic, "-p", str(partition), "-K", ":",
             "-H", "h1=v1", "-H", "dup=a", "-H", "dup=b", "-H", "empty=",
             "-z", codec, "-X", "acks=%s" % acks, "-X", "message.timeout.ms=30000",

@@ -78,6 +78,93 @@ class DriverSupport {
         return d;
     }
 
+    static final List<String> PROTOCOLS =
+        java.util.Arrays.asList("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL");
+    static final List<String> MECHANISMS =
+        java.util.Arrays.asList("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512");
+
+    /** Producer settings for the request's optional "security" field (empty
+     *  without it): security.protocol; sasl.mechanism and sasl.jaas.config
+     *  (PlainLoginModule or ScramLoginModule); the CA as a PEM truststore
+     *  and the client certificate as PEM keystore entries (kafka-clients
+     *  2.7+, KIP-651). Java verifies the broker address's host
+     *  (ssl.endpoint.identification.algorithm=https): a server_hostname
+     *  other than every broker's host is refused as unsupported. */
+    static Map<String, String> securityProps(Object o, String brokers) {
+        Map<String, String> p = new LinkedHashMap<>();
+        if (o == null) {
+            return p;
+        }
+        Map<String, Object> sec = asMap(o);
+        String proto = String.valueOf(sec.getOrDefault("protocol", "PLAINTEXT")).toUpperCase();
+        if (!PROTOCOLS.contains(proto)) {
+            throw new IllegalArgumentException("unknown security.protocol " + sec.get("protocol"));
+        }
+        boolean tls = proto.equals("SSL") || proto.equals("SASL_SSL");
+        p.put("security.protocol", proto);
+        if (proto.startsWith("SASL_")) {
+            String mech = String.valueOf(sec.get("mechanism")).toUpperCase();
+            if (!MECHANISMS.contains(mech)) {
+                throw new IllegalArgumentException("unsupported sasl mechanism " + sec.get("mechanism"));
+            }
+            String module = mech.equals("PLAIN")
+                ? "org.apache.kafka.common.security.plain.PlainLoginModule"
+                : "org.apache.kafka.common.security.scram.ScramLoginModule";
+            p.put("sasl.mechanism", mech);
+            p.put("sasl.jaas.config", module + " required username=" + jaasQuote(sec.get("username"))
+                  + " password=" + jaasQuote(sec.get("password")) + ";");
+        }
+        String ca = (String) sec.get("ca_file");
+        String cert = (String) sec.get("cert_file");
+        String key = (String) sec.get("key_file");
+        String name = (String) sec.get("server_hostname");
+        if (!tls) {
+            if (ca != null || cert != null || key != null || name != null) {
+                throw new IllegalArgumentException("security: TLS files or server_hostname with protocol " + proto);
+            }
+            return p;
+        }
+        p.put("ssl.endpoint.identification.algorithm", "https");
+        if (ca != null) {
+            p.put("ssl.truststore.type", "PEM");
+            p.put("ssl.truststore.location", ca);
+        }
+        if ((cert == null) != (key == null)) {
+            throw new IllegalArgumentException("security: cert_file and key_file go together");
+        }
+        if (cert != null) {
+            p.put("ssl.keystore.type", "PEM");
+            p.put("ssl.keystore.certificate.chain", readFile(cert));
+            p.put("ssl.keystore.key", readFile(key));
+        }
+        if (name != null) {
+            for (String b : brokers.split(",")) {
+                String host = b.substring(0, b.lastIndexOf(':')).replace("[", "").replace("]", "");
+                if (!host.equals(name)) {
+                    throw new IllegalArgumentException("unsupported server_hostname " + name
+                        + ": the Java client verifies the broker address's host (" + host + ")");
+                }
+            }
+        }
+        return p;
+    }
+
+    static String jaasQuote(Object v) {
+        if (v == null) {
+            throw new IllegalArgumentException("security: SASL needs username and password");
+        }
+        return "\"" + String.valueOf(v).replace("\\", "\\\\").replace("\"", "\\\"") + "\"";
+    }
+
+    static String readFile(String path) {
+        try {
+            return new String(java.nio.file.Files.readAllBytes(java.nio.file.Paths.get(path)),
+                              StandardCharsets.UTF_8);
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
     static void defaultProperty(String k, String v) {
         if (System.getProperty(k) == null) {
             System.setProperty(k, v);

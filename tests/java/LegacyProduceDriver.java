@@ -8,7 +8,8 @@
 // idempotence and transactions (0.11). Defaults: request.timeout.ms =
 // timeout_ms, max.block.ms = 30000, retries = 3 (0.10 has no
 // delivery.timeout.ms and retries nothing by default). "props" are applied
-// last.
+// last. "security": PLAINTEXT and SASL_PLAINTEXT (PLAIN, SCRAM) only; SSL and
+// SASL_SSL are refused (stage "request"), the PEM stores being 2.7+.
 
 import java.util.ArrayList;
 import java.util.List;
@@ -48,6 +49,14 @@ public final class LegacyProduceDriver extends DriverSupport {
             if (req.get("client_id") != null) {
                 p.put("client.id", String.valueOf(req.get("client_id")));
             }
+            // PEM trust- and keystores came in 2.7: no TLS here.
+            Map<String, String> sec = securityProps(req.get("security"), (String) req.get("brokers"));
+            if (sec.containsKey("ssl.endpoint.identification.algorithm")) {
+                throw new IllegalArgumentException("unsupported security.protocol "
+                    + sec.get("security.protocol") + ": the driver of kafka-clients "
+                    + AppInfoParser.getVersion() + " has no PEM truststore");
+            }
+            p.putAll(sec);
             if (req.get("props") != null) {
                 for (Map.Entry<String, Object> e : asMap(req.get("props")).entrySet()) {
                     p.put(e.getKey(), String.valueOf(e.getValue()));

@@ -11,6 +11,10 @@
 //     "client_id": "..."|null, "timeout_ms": 30000,
 //     "transactional_id": null|"x",
 //     "props": { "any.producer.property": "value" },   (applied last)
+//     "security": null|{ "protocol", "mechanism", "username", "password",
+//                        "ca_file", "cert_file", "key_file", "server_hostname" }
+//                 (DriverSupport.securityProps: PEM trust- and keystore,
+//                  PlainLoginModule / ScramLoginModule),
 //     "records": [ { "partition": 0|null, "key": b64|null, "value": b64|null,
 //                    "headers": [[name, b64|null], ...], "timestamp": ms|null } ] }
 // Writes one JSON object as the last line on stdout:
@@ -78,6 +82,7 @@ public final class ProduceDriver extends DriverSupport {
             if (txnId != null) {
                 p.put("transactional.id", txnId);
             }
+            p.putAll(securityProps(req.get("security"), (String) req.get("brokers")));
             if (req.get("props") != null) {
                 for (Map.Entry<String, Object> e : asMap(req.get("props")).entrySet()) {
                     p.put(e.getKey(), String.valueOf(e.getValue()));

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Compiles the Java test programs against the jars tests/kafka/fetch.sh
 # fetches, into that cache folder, and prints the folder. Rebuilds only what
-# is older than its sources or jars; safe to run concurrently (flock).
+# was built from other sources (a hash stamp); safe to run concurrently (flock).
 #
 #   $CACHE/java-build/clients4/ProduceDriver.class      (kafka-clients 4.x)
 #   $CACHE/java-build/clients3/ProduceDriver.class      (kafka-clients 3.x)
@@ -16,13 +16,20 @@ mkdir -p "$out"
 exec 9>"$out/.lock"
 flock 9
 
-# stale OUTPUT INPUT...: true if OUTPUT is missing or older than an INPUT.
+# stale OUTPUT INPUT...: true if OUTPUT is missing or was built from other
+# contents of the INPUTs, whose hash stamped() wrote to OUTPUT.sources after
+# the build. Contents, not modification times: the cache is shared by every
+# checkout on the machine, and a class built from another checkout's
+# sources can be newer than this one's.
+sources_hash() { cat "$@" | sha256sum | cut -d' ' -f1; }
 stale() {
   local target="$1"; shift
-  [ -e "$target" ] || return 0
-  local f
-  for f in "$@"; do [ "$f" -nt "$target" ] && return 0; done
-  return 1
+  [ -e "$target" ] && [ "$(cat "$target.sources" 2>/dev/null)" = "$(sources_hash "$@")" ] && return 1
+  return 0
+}
+stamped() { # OUTPUT INPUT...
+  local target="$1"; shift
+  sources_hash "$@" >"$target.sources"
 }
 
 for v in clients4:ProduceDriver clients3:ProduceDriver clients010:LegacyProduceDriver; do
@@ -36,6 +43,8 @@ for v in clients4:ProduceDriver clients3:ProduceDriver clients010:LegacyProduceD
           "$here/$main.java" "$here/DriverSupport.java" >&2
     rm -rf "$out/$v"
     mv "$out/$v.tmp" "$out/$v"
+    stamped "$out/$v/$main.class" "$here/$main.java" "$here/DriverSupport.java" \
+            "$cache/$v/.complete"
   fi
 done
 
@@ -52,6 +61,8 @@ if stale "$jar" "$here/SeqSourceConnector.java" "$here/SeqSourceTask.java" \
       > "$tmp/classes/META-INF/services/org.apache.kafka.connect.source.SourceConnector"
   jar --create --file "$tmp/plugin.jar" -C "$tmp/classes" . >&2
   mv "$tmp/plugin.jar" "$jar"
+  stamped "$jar" "$here/SeqSourceConnector.java" "$here/SeqSourceTask.java" \
+          "$cache/broker/.complete"
   rm -rf "$tmp"
 fi
 echo "$cache"

@@ -5,13 +5,20 @@
 //   { "brokers": ["127.0.0.1:9092"], "topic": "t", "acks": -1|0|1,
 //     "compression": "none"|"gzip"|"snappy", "timeout_ms": 30000,
 //     "records": [ { "partition": 0, "key": b64|null, "value": b64|null,
-//                    "headers": [[name, b64|null], ...], "timestamp": ms } ] }
+//                    "headers": [[name, b64|null], ...], "timestamp": ms } ],
+//     "security": { optional: "protocol", "mechanism", "username", "password",
+//                   "ca_file", "cert_file", "key_file", "server_hostname" } }
 // Writes one JSON object on stdout:
 //   { "ok": true, "results": [ {topicName, partition, errorCode, baseOffset} ] }
 //   or { "ok": false, "error": "..." }  (exit status 1)
 // kafkajs' own log lines go to stderr.
+//
+// "security" maps onto kafkajs' ssl (Node's tls.connect options: ca, cert,
+// key, servername; certificates always verified) and sasl ({mechanism:
+// 'plain'|'scram-sha-256'|'scram-sha-512', username, password}).
 'use strict';
 
+const fs = require('fs');
 const { Kafka, CompressionTypes, CompressionCodecs, logLevel } = require('kafkajs');
 
 function readStdin() {
@@ -48,6 +55,36 @@ const CODECS = {
   snappy: CompressionTypes.Snappy,
 };
 
+const PROTOCOLS = ['PLAINTEXT', 'SSL', 'SASL_PLAINTEXT', 'SASL_SSL'];
+const MECHANISMS = ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'];
+
+// kafkajs' ssl and sasl settings for the request's "security" ({} without).
+function securityConfig(sec) {
+  if (!sec) return {};
+  const proto = String(sec.protocol || 'PLAINTEXT').toUpperCase();
+  if (!PROTOCOLS.includes(proto)) throw new Error('kafkajs: unknown security.protocol ' + sec.protocol);
+  const tls = proto === 'SSL' || proto === 'SASL_SSL';
+  const out = {};
+  if (tls) {
+    out.ssl = { rejectUnauthorized: true };
+    if (sec.ca_file) out.ssl.ca = [fs.readFileSync(sec.ca_file)];
+    if (!!sec.cert_file !== !!sec.key_file) throw new Error('security: cert_file and key_file go together');
+    if (sec.cert_file) {
+      out.ssl.cert = fs.readFileSync(sec.cert_file);
+      out.ssl.key = fs.readFileSync(sec.key_file);
+    }
+    if (sec.server_hostname) out.ssl.servername = sec.server_hostname;
+  } else if (sec.ca_file || sec.cert_file || sec.key_file || sec.server_hostname) {
+    throw new Error('security: TLS files or server_hostname with protocol ' + proto);
+  }
+  if (proto.startsWith('SASL_')) {
+    const mech = String(sec.mechanism || '').toUpperCase();
+    if (!MECHANISMS.includes(mech)) throw new Error('kafkajs: unsupported sasl mechanism ' + sec.mechanism);
+    out.sasl = { mechanism: mech.toLowerCase(), username: sec.username, password: sec.password };
+  }
+  return out;
+}
+
 async function main() {
   const req = JSON.parse(await readStdin());
   if (req.compression === 'snappy') {
@@ -65,6 +102,7 @@ async function main() {
     logCreator: () => ({ level, log }) => {
       process.stderr.write(`kafkajs ${level} ${log.message} ${JSON.stringify(log)}\n`);
     },
+    ...securityConfig(req.security),
   });
   const producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: false });
   await producer.connect();

@@ -1,6 +1,6 @@
 """The JSON contract every Python producer driver of the suite speaks with
 tests/integration/extclients.py (see tests/go/produce/main.go for the
-whole text): run(produce) reads the request from stdin, calls
+whole text; security() checks its optional "security" field): run(produce) reads the request from stdin, calls
 produce(req), and writes its answer, or {"ok": false, "error": ...} for any
 exception, as the last line on stdout with elapsed_ms counted from the
 parsed request.
@@ -39,6 +39,63 @@ def checked(req):
     if codec not in CODECS:
         raise ValueError("unknown compression %r" % codec)
     return int(req.get("timeout_ms") or 30000), acks, codec
+
+
+PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+class Unsupported(Exception):
+    """What the request asks and this client cannot do (never a silent
+    fallback, e.g. to plaintext)."""
+
+
+def security(req, client, mechanisms=MECHANISMS, server_hostname=False):
+    """The request's "security" field, checked, or None when it is absent
+    (the client keeps its plaintext defaults):
+      {"protocol": "SSL"|"SASL_SSL"|"SASL_PLAINTEXT"|"PLAINTEXT",
+       "mechanism": "PLAIN"|"SCRAM-SHA-256"|"SCRAM-SHA-512",  (SASL_*)
+       "username": ..., "password": ...,                       (SASL_*)
+       "ca_file": PEM CA to trust (SSL/SASL_SSL; default: the system's),
+       "cert_file": ..., "key_file": ...  (PEM client certificate, mTLS),
+       "server_hostname": name to verify the server's certificate against
+                          (default: the host of the address dialled)}
+    Returns it with "tls" and "sasl" (bools) added. mechanisms: what the
+    client can do; server_hostname: whether it can verify against another
+    name than the address's host (if not, a server_hostname other than
+    every broker's host is Unsupported)."""
+    sec = req.get("security")
+    if sec is None:
+        return None
+    sec = dict(sec)
+    proto = str(sec.get("protocol") or "PLAINTEXT").upper()
+    if proto not in PROTOCOLS:
+        raise Unsupported("%s: unknown security.protocol %r" % (client, sec.get("protocol")))
+    sec["protocol"] = proto
+    sec["tls"] = proto in ("SSL", "SASL_SSL")
+    sec["sasl"] = proto.startswith("SASL_")
+    if sec["sasl"]:
+        mech = str(sec.get("mechanism") or "").upper()
+        if mech not in MECHANISMS:
+            raise Unsupported("%s: unknown sasl mechanism %r" % (client, sec.get("mechanism")))
+        if mech not in mechanisms:
+            raise Unsupported("%s: unsupported sasl mechanism %s" % (client, mech))
+        if sec.get("username") is None or sec.get("password") is None:
+            raise ValueError("security: %s needs username and password" % mech)
+        sec["mechanism"] = mech
+    if not sec["tls"]:
+        for k in ("ca_file", "cert_file", "key_file", "server_hostname"):
+            if sec.get(k):
+                raise ValueError("security: %s with protocol %s (no TLS)" % (k, proto))
+    if bool(sec.get("cert_file")) != bool(sec.get("key_file")):
+        raise ValueError("security: cert_file and key_file go together")
+    name = sec.get("server_hostname")
+    if name and not server_hostname:
+        hosts = {b.rsplit(":", 1)[0].strip("[]") for b in req["brokers"].split(",")}
+        if hosts != {name}:
+            raise Unsupported("%s: unsupported server_hostname %r: it verifies the broker "
+                              "address's host (%s)" % (client, name, ", ".join(sorted(hosts))))
+    return sec
 
 
 def errors_list(msgs):

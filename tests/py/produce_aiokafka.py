@@ -10,6 +10,7 @@ Reads one JSON object on stdin:
     "idempotent": true|false|null, "client_id": "...", "timeout_ms": 30000,
     "props": { AIOKafkaProducer keyword arguments, e.g. "linger_ms": 50,
                "max_batch_size": 16384; plus "log_level": "DEBUG" etc. },
+    "security": { see contract.security(); optional },
     "records": [ { "partition": 0, "key": b64|null, "value": b64|null,
                    "headers": [[name, b64|null], ...], "timestamp": ms } ] }
 Writes one JSON object as the last line on stdout:
@@ -27,13 +28,35 @@ franz-go and librdkafka, keeps the codec even when compressing grows a batch.
 Per-record failures (send() refusing an unknown partition, delivery errors)
 land in "errors"; a failed bootstrap is ok: false. Its log lines (logging,
 WARNING by default) go to stderr.
+
+"security" maps onto security_protocol, sasl_mechanism,
+sasl_plain_username, sasl_plain_password and an ssl_context of
+aiokafka.helpers.create_ssl_context(cafile, certfile, keyfile) (PLAIN,
+SCRAM-SHA-256, SCRAM-SHA-512; it verifies the broker's host, so
+server_hostname must name it).
 """
 
 import asyncio
 import logging
 import sys
 
-from contract import ACKS, b64, checked, errors_list, run
+from contract import ACKS, b64, checked, errors_list, run, security
+
+
+def security_kw(sec):
+    """AIOKafkaProducer keyword arguments for a checked "security" field."""
+    if sec is None:
+        return {}
+    kw = {"security_protocol": sec["protocol"]}
+    if sec["sasl"]:
+        kw.update(sasl_mechanism=sec["mechanism"], sasl_plain_username=sec["username"],
+                  sasl_plain_password=sec["password"])
+    if sec["tls"]:
+        from aiokafka.helpers import create_ssl_context
+        kw["ssl_context"] = create_ssl_context(cafile=sec.get("ca_file"),
+                                               certfile=sec.get("cert_file"),
+                                               keyfile=sec.get("key_file"))
+    return kw
 
 
 async def produce(req):
@@ -53,6 +76,7 @@ async def produce(req):
     }
     if req.get("idempotent") is not None:
         kw["enable_idempotence"] = bool(req["idempotent"])
+    kw.update(security_kw(security(req, "aiokafka")))
     kw.update(props)
     prod = AIOKafkaProducer(**kw)  # ValueError for idempotence with acks 0/1
     try:

@@ -10,6 +10,7 @@ Reads one JSON object on stdin:
     "compression": "none"|"gzip"|"snappy"|"lz4"|"zstd",
     "idempotent": true|false|null, "client_id": "...", "timeout_ms": 30000,
     "props": { librdkafka settings, e.g. "linger.ms": 50, "debug": "protocol" },
+    "security": { see contract.security(); optional },
     "records": [ { "partition": 0, "key": b64|null, "value": b64|null,
                    "headers": [[name, b64|null], ...], "timestamp": ms } ] }
 Writes one JSON object as the last line on stdout:
@@ -26,12 +27,34 @@ librdkafka has no offsets to report: every offset is -1. It speaks Produce
 v10 at most and sends a batch uncompressed when compressing grows it. An
 unreachable broker is not ok: false but every record timing out
 (message.timeout.ms = timeout_ms). librdkafka's log lines go to stderr.
+
+"security" maps onto security.protocol, sasl.mechanisms, sasl.username,
+sasl.password, ssl.ca.location, ssl.certificate.location and
+ssl.key.location (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; librdkafka verifies
+the broker's host, so server_hostname must name it). props come last.
 """
 
 import sys
 import time
 
-from contract import b64, checked, errors_list, run
+from contract import b64, checked, errors_list, run, security
+
+
+def security_conf(sec):
+    """librdkafka's settings for a checked "security" field."""
+    if sec is None:
+        return {}
+    conf = {"security.protocol": sec["protocol"].lower()}
+    if sec["sasl"]:
+        conf.update({"sasl.mechanisms": sec["mechanism"], "sasl.username": sec["username"],
+                     "sasl.password": sec["password"]})
+    if sec["tls"]:
+        conf["ssl.endpoint.identification.algorithm"] = "https"
+        for k, v in (("ca_file", "ssl.ca.location"), ("cert_file", "ssl.certificate.location"),
+                     ("key_file", "ssl.key.location")):
+            if sec.get(k):
+                conf[v] = sec[k]
+    return conf
 
 
 def produce(req):
@@ -51,6 +74,7 @@ def produce(req):
     }
     if req.get("idempotent") is not None:
         conf["enable.idempotence"] = bool(req["idempotent"])
+    conf.update(security_conf(security(req, "confluent-kafka")))
     conf.update(req.get("props") or {})
 
     try:

@@ -17,12 +17,32 @@ records' futures resolve with offset -1. A None key, value or header value
 is written as null, b"" as empty; a None header value is refused by the
 client itself (TypeError), so CAPS says it cannot express one. A failed
 bootstrap is ok: false.
+
+"security" (contract.security()) maps onto security_protocol,
+sasl_mechanism, sasl_plain_username, sasl_plain_password (its names for
+SCRAM too), ssl_cafile, ssl_certfile, ssl_keyfile and ssl_check_hostname
+(PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; it verifies the broker's host, so
+server_hostname must name it).
 """
 
 import logging
 import sys
 
-from contract import ACKS, b64, checked, errors_list, run
+from contract import ACKS, b64, checked, errors_list, run, security
+
+
+def security_kw(sec):
+    """KafkaProducer keyword arguments for a checked "security" field."""
+    if sec is None:
+        return {}
+    kw = {"security_protocol": sec["protocol"]}
+    if sec["sasl"]:
+        kw.update(sasl_mechanism=sec["mechanism"], sasl_plain_username=sec["username"],
+                  sasl_plain_password=sec["password"])
+    if sec["tls"]:
+        kw.update(ssl_check_hostname=True, ssl_cafile=sec.get("ca_file"),
+                  ssl_certfile=sec.get("cert_file"), ssl_keyfile=sec.get("key_file"))
+    return kw
 
 
 def produce(req):
@@ -44,6 +64,7 @@ def produce(req):
     }
     if req.get("idempotent") is not None:
         kw["enable_idempotence"] = bool(req["idempotent"])
+    kw.update(security_kw(security(req, "kafka-python")))
     kw.update(props)
     prod = KafkaProducer(**kw)  # idempotence=True with acks 0/1 raises
     recs = req["records"]

@@ -10,6 +10,11 @@
 // CreateTime timestamp (null: the time of writing). props:
 //
 //	batch_size, batch_timeout_ms, max_attempts: numbers
+//
+// "security" (optional; contract.Security): Transport.TLS (ServerName from
+// server_hostname, else kafka-go's own: the dialled host) and
+// Transport.SASL with kafka-go's sasl/plain and sasl/scram (PLAIN,
+// SCRAM-SHA-256, SCRAM-SHA-512).
 package main
 
 import (
@@ -24,6 +29,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/compress"
+	"github.com/segmentio/kafka-go/sasl/plain"
+	"github.com/segmentio/kafka-go/sasl/scram"
 
 	"sluice/tests/go/internal/contract"
 )
@@ -32,6 +39,31 @@ import (
 type byPartition struct{}
 
 func (byPartition) Balance(msg kafka.Message, partitions ...int) int { return msg.Partition }
+
+// applySecurity maps the request's "security" onto the transport.
+func applySecurity(t *kafka.Transport, sec *contract.Security) error {
+	if sec == nil {
+		return nil
+	}
+	if err := sec.Check("kafka-go", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"); err != nil {
+		return err
+	}
+	var err error
+	if t.TLS, err = sec.TLSConfig(); err != nil {
+		return err
+	}
+	if sec.SASL() {
+		switch sec.Mechanism {
+		case "PLAIN":
+			t.SASL = plain.Mechanism{Username: sec.Username, Password: sec.Password}
+		case "SCRAM-SHA-256":
+			t.SASL, err = scram.Mechanism(scram.SHA256, sec.Username, sec.Password)
+		case "SCRAM-SHA-512":
+			t.SASL, err = scram.Mechanism(scram.SHA512, sec.Username, sec.Password)
+		}
+	}
+	return err
+}
 
 func main() {
 	req := contract.Read()
@@ -53,6 +85,9 @@ func main() {
 		ReadTimeout:  timeout,
 		MaxAttempts:  10,
 		Transport:    &kafka.Transport{ClientID: clientID},
+	}
+	if err := applySecurity(w.Transport.(*kafka.Transport), req.Security); err != nil {
+		contract.Die(err)
 	}
 	switch req.Acks {
 	case "all", "-1":

@@ -31,6 +31,11 @@
 // grows it, and does not ask for auto topic creation (a missing topic is
 // retried until the timeout: every record fails with the context deadline).
 // An unreachable broker is not ok: false but every record failing likewise.
+//
+// "security" (optional; contract.Security): TLS through kgo.DialTLSConfig
+// (ServerName from server_hostname, else franz-go's own: the dialled host),
+// SASL through franz-go's pkg/sasl/plain and pkg/sasl/scram (PLAIN,
+// SCRAM-SHA-256, SCRAM-SHA-512).
 package main
 
 import (
@@ -45,6 +50,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kversion"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"sluice/tests/go/internal/contract"
 )
@@ -184,6 +191,35 @@ func applyProps(props map[string]json.RawMessage) ([]kgo.Opt, kgo.LogLevel, erro
 	return opts, level, nil
 }
 
+// securityOpts maps the request's "security" onto options (none without it).
+func securityOpts(sec *contract.Security) ([]kgo.Opt, error) {
+	if sec == nil {
+		return nil, nil
+	}
+	if err := sec.Check("franz-go", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"); err != nil {
+		return nil, err
+	}
+	var opts []kgo.Opt
+	cfg, err := sec.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	if cfg != nil {
+		opts = append(opts, kgo.DialTLSConfig(cfg))
+	}
+	if sec.SASL() {
+		switch sec.Mechanism {
+		case "PLAIN":
+			opts = append(opts, kgo.SASL(plain.Auth{User: sec.Username, Pass: sec.Password}.AsMechanism()))
+		case "SCRAM-SHA-256":
+			opts = append(opts, kgo.SASL(scram.Auth{User: sec.Username, Pass: sec.Password}.AsSha256Mechanism()))
+		case "SCRAM-SHA-512":
+			opts = append(opts, kgo.SASL(scram.Auth{User: sec.Username, Pass: sec.Password}.AsSha512Mechanism()))
+		}
+	}
+	return opts, nil
+}
+
 func main() {
 	req := contract.Read()
 	timeout := req.Timeout()
@@ -227,6 +263,11 @@ func main() {
 		contract.Die(err)
 	}
 	opts = append(opts, extra...)
+	secOpts, err := securityOpts(req.Security)
+	if err != nil {
+		contract.Die(err)
+	}
+	opts = append(opts, secOpts...)
 	opts = append(opts, kgo.WithLogger(kgo.BasicLogger(os.Stderr, level, nil)))
 
 	recs := make([]*kgo.Record, len(req.Records))

@@ -16,6 +16,11 @@
 // header value is written as null (length -1), an empty one as empty.
 // With acks=0 sarama has no offsets: every offset is -1. sarama's own log
 // goes to stderr with props.log_level "debug".
+//
+// "security" (optional; contract.Security): Net.TLS (ServerName from
+// server_hostname, else sarama's own: the dialled host) and Net.SASL with
+// SaslHandshake v1: PLAIN, and SCRAM-SHA-256/512 through a SCRAMClient on
+// github.com/xdg-go/scram (sarama has no SCRAM client of its own).
 package main
 
 import (
@@ -28,6 +33,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/xdg-go/scram"
 
 	"sluice/tests/go/internal/contract"
 )
@@ -95,6 +101,64 @@ func applyProps(cfg *sarama.Config, props map[string]json.RawMessage) error {
 	return nil
 }
 
+// xdgSCRAM is sarama's SCRAMClient on xdg-go/scram.
+type xdgSCRAM struct {
+	hash scram.HashGeneratorFcn
+	conv *scram.ClientConversation
+}
+
+func (x *xdgSCRAM) Begin(user, password, authzID string) error {
+	c, err := x.hash.NewClient(user, password, authzID)
+	if err != nil {
+		return err
+	}
+	x.conv = c.NewConversation()
+	return nil
+}
+
+func (x *xdgSCRAM) Step(challenge string) (string, error) { return x.conv.Step(challenge) }
+func (x *xdgSCRAM) Done() bool                            { return x.conv.Done() }
+
+// applySecurity maps the request's "security" onto cfg.Net.
+func applySecurity(cfg *sarama.Config, sec *contract.Security) error {
+	if sec == nil {
+		return nil
+	}
+	if err := sec.Check("sarama", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"); err != nil {
+		return err
+	}
+	tlsCfg, err := sec.TLSConfig()
+	if err != nil {
+		return err
+	}
+	if tlsCfg != nil {
+		cfg.Net.TLS.Enable = true
+		cfg.Net.TLS.Config = tlsCfg
+	}
+	if sec.SASL() {
+		cfg.Net.SASL.Enable = true
+		cfg.Net.SASL.Handshake = true
+		cfg.Net.SASL.Version = sarama.SASLHandshakeV1
+		cfg.Net.SASL.User = sec.Username
+		cfg.Net.SASL.Password = sec.Password
+		switch sec.Mechanism {
+		case "PLAIN":
+			cfg.Net.SASL.Mechanism = sarama.SASLTypePlaintext
+		case "SCRAM-SHA-256":
+			cfg.Net.SASL.Mechanism = sarama.SASLTypeSCRAMSHA256
+			cfg.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient {
+				return &xdgSCRAM{hash: scram.SHA256}
+			}
+		case "SCRAM-SHA-512":
+			cfg.Net.SASL.Mechanism = sarama.SASLTypeSCRAMSHA512
+			cfg.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient {
+				return &xdgSCRAM{hash: scram.SHA512}
+			}
+		}
+	}
+	return nil
+}
+
 func main() {
 	req := contract.Read()
 	timeout := req.Timeout()
@@ -133,6 +197,9 @@ func main() {
 		contract.Die(fmt.Errorf("unknown acks %q", req.Acks))
 	}
 	if cfg.Producer.Compression, err = codec(req.Compression); err != nil {
+		contract.Die(err)
+	}
+	if err := applySecurity(cfg, req.Security); err != nil {
 		contract.Die(err)
 	}
 	if err := applyProps(cfg, req.Props); err != nil {

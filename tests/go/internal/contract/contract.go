@@ -5,11 +5,16 @@
 package contract
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -25,6 +30,94 @@ type Request struct {
 	TimeoutMs   int                        `json:"timeout_ms"`
 	Props       map[string]json.RawMessage `json:"props"`
 	Records     []Record                   `json:"records"`
+	Security    *Security                  `json:"security"` // nil: plaintext
+}
+
+// Security is the request's optional "security" field: TLS and SASL.
+// Check validates it; a driver maps it onto its client's own settings and
+// refuses (Unsupported) what the client cannot do, never falling back to
+// plaintext.
+type Security struct {
+	Protocol       string `json:"protocol"`  // PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL
+	Mechanism      string `json:"mechanism"` // PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+	Username       string `json:"username"`
+	Password       string `json:"password"`
+	CAFile         string `json:"ca_file"`         // PEM; "": the system's roots
+	CertFile       string `json:"cert_file"`       // PEM client certificate (mTLS)
+	KeyFile        string `json:"key_file"`        // its key
+	ServerHostname string `json:"server_hostname"` // "": the dialled address's host
+}
+
+// Unsupported is the error of a request this client cannot serve.
+func Unsupported(client, format string, args ...any) error {
+	return fmt.Errorf("%s: unsupported %s", client, fmt.Sprintf(format, args...))
+}
+
+// Check normalizes and validates s (protocol and mechanism upper-cased);
+// mechanisms lists what the client can do.
+func (s *Security) Check(client string, mechanisms ...string) error {
+	s.Protocol = strings.ToUpper(s.Protocol)
+	if s.Protocol == "" {
+		s.Protocol = "PLAINTEXT"
+	}
+	switch s.Protocol {
+	case "PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL":
+	default:
+		return fmt.Errorf("%s: unknown security.protocol %q", client, s.Protocol)
+	}
+	if s.SASL() {
+		s.Mechanism = strings.ToUpper(s.Mechanism)
+		switch s.Mechanism {
+		case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		default:
+			return fmt.Errorf("%s: unknown sasl mechanism %q", client, s.Mechanism)
+		}
+		if !slices.Contains(mechanisms, s.Mechanism) {
+			return Unsupported(client, "sasl mechanism %s", s.Mechanism)
+		}
+	}
+	if !s.TLS() && (s.CAFile != "" || s.CertFile != "" || s.KeyFile != "" || s.ServerHostname != "") {
+		return fmt.Errorf("security: TLS files or server_hostname with protocol %s", s.Protocol)
+	}
+	if (s.CertFile == "") != (s.KeyFile == "") {
+		return errors.New("security: cert_file and key_file go together")
+	}
+	return nil
+}
+
+// TLS says whether the protocol is SSL or SASL_SSL.
+func (s *Security) TLS() bool { return s.Protocol == "SSL" || s.Protocol == "SASL_SSL" }
+
+// SASL says whether the protocol is SASL_PLAINTEXT or SASL_SSL.
+func (s *Security) SASL() bool { return strings.HasPrefix(s.Protocol, "SASL_") }
+
+// TLSConfig is the crypto/tls configuration of s (nil without TLS): the
+// CA file's certificates as the only roots, the client certificate, and
+// ServerName when server_hostname is set (the three Go clients fill it in
+// from the dialled host otherwise).
+func (s *Security) TLSConfig() (*tls.Config, error) {
+	if !s.TLS() {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: s.ServerHostname}
+	if s.CAFile != "" {
+		pem, err := os.ReadFile(s.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("security.ca_file: %v", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("security.ca_file %s: no PEM certificate", s.CAFile)
+		}
+	}
+	if s.CertFile != "" {
+		pair, err := tls.LoadX509KeyPair(s.CertFile, s.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("security.cert_file/key_file: %v", err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return cfg, nil
 }
 
 // Record is one record of the request; nil key, value or header value
