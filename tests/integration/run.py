@@ -45,6 +45,7 @@ import tests_pressure  # noqa: E402,F401
 import tests_kafka  # noqa: E402,F401
 import tests_realclients  # noqa: E402,F401
 import tests_legacy  # noqa: E402,F401
+import tests_clientsec  # noqa: E402,F401
 import tests_demo  # noqa: E402,F401
 import tests_security  # noqa: E402,F401
 from kafka_cluster import KafkaCluster, NetNS  # noqa: E402
