@@ -285,3 +285,54 @@ def make_direct_test(client):
 for _client in DRIVERS:
     register("drivers_sasl_ssl_direct_%s" % _client, make_direct_test(_client),
              upstreams=KAFKA, timeout=300)
+
+
+# ---------------------------------------------------------------------------
+# Sluice -> SCRAM over SASL_SSL on Kafka 3.9.1: the broker that still takes
+# the client-final-message of librdkafka < 2.6.1 (its nonce check is
+# endsWith, Kafka 4's is equals), so Sluice's SCRAM path upstream is shown
+# working on a real broker with the system librdkafka.
+
+_k39 = {}
+
+
+def kafka39_sasl_ssl():
+    if "cluster" not in _k39:
+        import kafka_cluster
+        from harness import at_end
+        c = kafka_cluster.KafkaCluster(nodes=1, version="3.9.1", name="kafka39sasl",
+                                       sasl_ssl=True)
+        t0 = time.monotonic()
+        c.start()
+        log("Apache Kafka 3.9.1 with SASL_SSL at %s, started in %.1fs"
+            % (c.sasl_ssl_bootstrap, time.monotonic() - t0))
+        at_end(c.stop)
+        _k39["cluster"] = c
+    return _k39["cluster"]
+
+
+def make_upstream_scram_k39_test(mech):
+    def fn(env):
+        from harness import compare_partitions, by_partition, read_upstream
+        c = kafka39_sasl_ssl()
+        topic = "sasl39-%s-%d" % (name_of(mech), int(time.time() * 1000) % 100000)
+        c.create_topic(topic, PARTITIONS)
+        env.sluice.stop()
+        env.start_sluice(args=env.sluice_args + c.upstream_args(mech),
+                         upstream=c.sasl_ssl_bootstrap)
+        recs = make_records(N, PARTITIONS, seed=seed_of("sasl39", mech))
+        res = extclients.ck2_produce(env.bootstrap, topic, recs, client_id="sluice-it-k39",
+                                     timeout=90)
+        check_result(res, recs, "all", "confluent-kafka 2 through sluice")
+        got = read_upstream(c.bootstrap, topic, PARTITIONS)
+        compare_partitions(by_partition(recs), got, what="Kafka 3.9.1 over %s" % mech)
+        text = tail(env.sluice.logpath, 100000)
+        check("_AUTHENTICATION" not in text, "an upstream authentication error in sluice's log")
+        log("%d records through sluice to Kafka 3.9.1 over SASL_SSL %s, byte-exact"
+            % (len(recs), mech))
+    return fn
+
+
+for _mech in ("SCRAM-SHA-512", "SCRAM-SHA-256"):
+    register("upstream_sasl_ssl_kafka39_%s" % name_of(_mech), make_upstream_scram_k39_test(_mech),
+             direct="Sluice's own upstream connection", upstreams=KAFKA, timeout=300)
