@@ -26,6 +26,7 @@ import ssl
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import certs
@@ -616,3 +617,57 @@ def tls_reload(env):
 
 
 register("tls_reload", tls_reload, direct=False, timeout=120, upstreams=("mock",))
+
+
+# ---------------------------------------------------------------------------
+# 7. The operator surface over HTTPS; no secret in what it shows
+
+
+def admin_https(env):
+    env.require_proxy()
+    c = certs.get()
+    http_port = free_port()
+    s = Secure(env, extra=["--http.listen", "127.0.0.1:%d" % http_port,
+                           "--http.tls_cert_file", c.server.cert_file,
+                           "--http.tls_key_file", c.server.key_file,
+                           "--http.admin_token", "tok-secret-123",
+                           "--tls.key_password", "pw-secret-456",
+                           "-X", "sasl.password=upstream-secret-789"])
+    ctx = ssl.create_default_context(cafile=c.ca_file)
+    base = "https://localhost:%d" % http_port
+    with urllib.request.urlopen(base + "/metrics", context=ctx, timeout=10) as r:
+        metrics = r.read().decode()
+    check("sluice_tls_handshakes_total" in metrics, "security metrics served over HTTPS")
+    # Plain HTTP on the HTTPS port gets nowhere.
+    try:
+        urllib.request.urlopen("http://127.0.0.1:%d/metrics" % http_port, timeout=5)
+        fail("plain HTTP answered on the HTTPS port")
+    except (urllib.error.URLError, ConnectionError, OSError):
+        pass
+    # A mutating call: wrong token refused, right one accepted.
+    req = urllib.request.Request(base + "/v1/policy/reload", method="POST",
+                                 headers={"Authorization": "Bearer tok-secret-12"})
+    try:
+        urllib.request.urlopen(req, context=ctx, timeout=10)
+        fail("a wrong admin token was accepted")
+    except urllib.error.HTTPError as e:
+        eq(e.code, 401, "wrong token")
+    texts = [metrics]
+    for path in ("/v1/status", "/v1/metrics", "/v1/policy"):
+        try:
+            with urllib.request.urlopen(base + path, context=ctx, timeout=10) as r:
+                texts.append(r.read().decode())
+        except urllib.error.HTTPError:
+            pass
+    p = subprocess.run(env.sluice.argv[:1] + env.sluice.argv[1:] + ["config", "dump"],
+                       capture_output=True, text=True, timeout=30)
+    eq(p.returncode, 0, "config dump: %s" % p.stderr[-500:])
+    texts.append(p.stdout)
+    texts.append(open(env.sluice_log, errors="replace").read().split("\n", 1)[1])
+    for secret in ("tok-secret-123", "pw-secret-456", "upstream-secret-789") + \
+            tuple(USERS.values()):
+        for t in texts:
+            check(secret not in t, "a secret (%s...) is shown" % secret[:6])
+
+
+register("admin_https", admin_https, direct=False, timeout=120, upstreams=("mock",))
