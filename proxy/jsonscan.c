@@ -234,8 +234,14 @@ static bool scan_value(sl_jscan *s, size_t depth, size_t nest)
     default:
         start = s->p;
         while (s->p < s->end && strchr(",:]}\" \t\r\n", *s->p) == NULL)
+            s->p++; /* (strchr finds the terminator: a NUL stops it too) */
+        if (s->p == start)
+            return false;
+        /* jansson reads one byte past a number or literal and, ungetting
+         * a NUL there, skips it: so does the scanner. */
+        if (s->p < s->end && *s->p == '\0')
             s->p++;
-        return s->p > start;
+        return true;
     }
 }
 

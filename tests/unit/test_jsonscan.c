@@ -4,6 +4,8 @@
  * another depth), escapes, duplicate-key positions, malformed text. */
 #include "sluice/jsonscan.h"
 
+#include <jansson.h>
+
 #include "sl_test.h"
 
 static const char doc[] =
@@ -109,5 +111,26 @@ static void test_malformed_and_deep(void)
     ASSERT_EQ(sl_jscan_path_line(deep, n, p, 1), 0); /* not at the top */
 }
 
+/* One NUL byte right after a number or a literal: jansson's lexer reads
+ * one byte ahead there and, ungetting it, takes the NUL for "buffer empty"
+ * and skips it, so the file loads (a NUL anywhere else does not). The
+ * scanner must still find the keys after it (found by fuzz_jsonscan). */
+static void test_nul_bytes_skipped_as_jansson_does(void)
+{
+    static const char text[] =
+        "{\n  \"a\": 1\0,\n  \"b\": true\0,\n  \"c\": [3\0]\n}\n";
+    size_t n = sizeof(text) - 1;
+    json_error_t je;
+    json_t *v = json_loadb(text, n, 0, &je);
+    sl_jscan_comp b = {"b", -1}, c = {"c", -1};
+
+    ASSERT_TRUE(v != NULL); /* jansson takes it: the scanner must too */
+    ASSERT_TRUE(json_object_get(v, "c") != NULL);
+    json_decref(v);
+    ASSERT_EQ(sl_jscan_path_line(text, n, &b, 1), 3);
+    ASSERT_EQ(sl_jscan_path_line(text, n, &c, 1), 4);
+}
+
 SL_TEST_MAIN(SL_TEST(test_paths), SL_TEST(test_key_at),
-             SL_TEST(test_malformed_and_deep))
+             SL_TEST(test_malformed_and_deep),
+             SL_TEST(test_nul_bytes_skipped_as_jansson_does))
