@@ -242,31 +242,6 @@ void sl__sasl_handshake(sl_conn *c, sl_req *req)
     answer_handshake(req, SL_KERR_NONE, false);
 }
 
-static void answer_authenticate(sl_req *req, int16_t err, const char *msg,
-                                const uint8_t *bytes, size_t n,
-                                int64_t lifetime_ms, bool close_after)
-{
-    sl_kafka_SaslAuthenticateResponse resp;
-    sl_wr w;
-    size_t start, len;
-    uint8_t *buf;
-
-    resp.error_code = err;
-    resp.error_message = msg ? SL_KSTR(msg) : SL_KSTR_NULL;
-    resp.auth_bytes = (sl_kstr){(const char *)(bytes ? bytes : (const uint8_t *)""),
-                                (int32_t)n};
-    resp.session_lifetime_ms = lifetime_ms;
-    sl_wr_init(&w, 128 + n);
-    start = sl_kafka_resp_hdr_encode(&w, SL_KAFKA_SASL_AUTHENTICATE,
-                                     req->hdr.api_version,
-                                     req->hdr.correlation_id);
-    sl_kafka_SaslAuthenticateResponse_encode(&w, req->hdr.api_version, &resp);
-    sl_kafka_frame_end(&w, start);
-    buf = sl_wr_release(&w, &len);
-    req->close_after = close_after;
-    sl__req_answer(req, buf, len);
-}
-
 /* After the exchange's step: the principal, counters and session. A
  * re-login must name the same principal. May turn DONE into FAILED. */
 static sl_sasl_status logged_in(sl_conn *c, sl_sasl_status st, char *why,
@@ -384,6 +359,17 @@ static uint8_t *encode_authenticate(sl_req *req, int16_t err,
     sl_kafka_SaslAuthenticateResponse_encode(&w, req->hdr.api_version, &resp);
     sl_kafka_frame_end(&w, start);
     return sl_wr_release(&w, len);
+}
+
+static void answer_authenticate(sl_req *req, int16_t err, const char *msg,
+                                const uint8_t *bytes, size_t n,
+                                int64_t lifetime_ms, bool close_after)
+{
+    size_t len;
+    uint8_t *buf = encode_authenticate(req, err, msg, bytes, n, lifetime_ms,
+                                       &len);
+    req->close_after = close_after;
+    sl__req_answer(req, buf, len);
 }
 
 /* The step's outcome, answered: a SaslAuthenticate response, or for a v0
