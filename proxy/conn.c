@@ -407,7 +407,8 @@ static void tls_read(sl_conn *c, const uint8_t *p, size_t n)
             return;
         }
         if (got < 0) {
-            c->srv->sec.failures[SL_AUTH_FAIL_TLS_HANDSHAKE]++;
+            if (!c->tls_up) /* later errors are no handshake's */
+                c->srv->sec.failures[SL_AUTH_FAIL_TLS_HANDSHAKE]++;
             sl__conn_close(c, why);
             return;
         }
@@ -569,6 +570,21 @@ void sl__conn_accept(sl_server *srv, sl_listener *l)
     sl__conn_update_reading(c);
 }
 
+/* The first listener with a connection left in its backlog (at
+ * limits.max_connections), or NULL. */
+static sl_listener *first_pending(sl_server *srv)
+{
+    for (size_t f = 0; f < SL_N_FAMILIES; f++) {
+        sl_family *fam = &srv->fam[f];
+        if (fam->enabled && fam->listener.pending)
+            return &fam->listener;
+        for (size_t i = 0; i < fam->n_blisten; i++)
+            if (fam->blisten[i]->pending)
+                return fam->blisten[i];
+    }
+    return NULL;
+}
+
 static void on_close(uv_handle_t *h)
 {
     sl_conn *c = h->data;
@@ -603,28 +619,12 @@ static void on_close(uv_handle_t *h)
     if (srv->accept_paused && !srv->shutting_down &&
         srv->n_conns < (size_t)srv->cfg->max_connections) {
         /* Accept from the first listener with a connection waiting. */
-        sl_listener *l = NULL;
-        for (size_t f = 0; l == NULL && f < SL_N_FAMILIES; f++) {
-            sl_family *fam = &srv->fam[f];
-            if (!fam->enabled)
-                continue;
-            if (fam->listener.pending)
-                l = &fam->listener;
-            for (size_t i = 0; l == NULL && i < fam->n_blisten; i++)
-                if (fam->blisten[i]->pending)
-                    l = fam->blisten[i];
-        }
+        sl_listener *l = first_pending(srv);
         if (l != NULL) {
             l->pending = false;
             sl__conn_accept(srv, l);
         }
-        srv->accept_paused = false;
-        for (size_t f = 0; f < SL_N_FAMILIES; f++) {
-            sl_family *fam = &srv->fam[f];
-            srv->accept_paused |= fam->enabled && fam->listener.pending;
-            for (size_t i = 0; i < fam->n_blisten; i++)
-                srv->accept_paused |= fam->blisten[i]->pending;
-        }
+        srv->accept_paused = first_pending(srv) != NULL;
     }
     sl__server_maybe_finish(srv);
 }

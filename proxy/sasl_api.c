@@ -59,10 +59,7 @@ static void end_exchange(sl_auth *a)
 {
     sl_sasl_server_free(a->ex);
     a->ex = NULL;
-    if (a->creds != NULL && --a->creds->refs == 0) {
-        sl_sasl_creds_free(a->creds->creds);
-        sl_free(a->creds);
-    }
+    sl__creds_unref(a->creds);
     a->creds = NULL;
 }
 
@@ -474,10 +471,7 @@ static void plain_done(uv_work_t *w, int status)
     sl_free(j->token);
     if (c == NULL) {
         sl_sasl_server_free(j->ex);
-        if (--j->creds->refs == 0) {
-            sl_sasl_creds_free(j->creds->creds);
-            sl_free(j->creds);
-        }
+        sl__creds_unref(j->creds);
         sl_free(j);
         sl__req_answer(req, NULL, 0); /* frees the orphan */
         return;

@@ -10,7 +10,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define WATCH_INTERVAL_MS 2000
 enum { W_CERT, W_KEY, W_CREDS };
@@ -60,7 +59,7 @@ static int parse_mechs(const char *list, unsigned *out, char *err,
     return 0;
 }
 
-static void creds_unref(sl_creds_ref *r)
+void sl__creds_unref(sl_creds_ref *r)
 {
     if (r != NULL && --r->refs == 0) {
         sl_sasl_creds_free(r->creds);
@@ -73,19 +72,16 @@ static int load_creds(sl_server *srv, char *err, size_t errlen)
     const char *path = srv->cfg->sasl_credentials_file;
     sl_sasl_creds *creds;
     sl_creds_ref *r;
-    struct stat st;
+    char msg[512];
 
     if (sl_sasl_creds_load(path, &creds, err, errlen) != 0)
         return SL_E_CONFIG;
-    if (stat(path, &st) == 0 && (st.st_mode & 0077))
-        sl_warn("sasl.credentials_file %s is readable by other users "
-                "(mode %03o): its salted keys let anyone who reads them "
-                "try passwords offline; chmod 600 it", path,
-                (unsigned)(st.st_mode & 0777));
+    if (sl_sasl_creds_mode_warning(path, msg, sizeof(msg)) > 0)
+        sl_warn("sasl.credentials_file %s", msg);
     r = sl_calloc(1, sizeof(*r));
     r->creds = creds;
     r->refs = 1;
-    creds_unref(srv->sec.creds);
+    sl__creds_unref(srv->sec.creds);
     srv->sec.creds = r;
     return 0;
 }
@@ -204,7 +200,7 @@ void sl__security_free(sl_server *srv)
 {
     sl_tls_ctx_unref(srv->sec.tls);
     srv->sec.tls = NULL;
-    creds_unref(srv->sec.creds);
+    sl__creds_unref(srv->sec.creds);
     srv->sec.creds = NULL;
 }
 

@@ -275,8 +275,8 @@ static void family_broker_listeners(sl_server *srv, sl_family *fam,
             sl_error("%s %lld + broker id %d is past port "
                      "65535: broker %d's partitions are advertised on the "
                      "bootstrap listener",
-                     fam->proto >= SL_PROTO_SSL ? "tls.broker_port_base"
-                                                : "broker_port_base",
+                     SL_PROTO_IS_TLS(fam->proto) ? "tls.broker_port_base"
+                                                 : "broker_port_base",
                      (long long)base, (int)ids[i], (int)ids[i]);
             continue;
         }

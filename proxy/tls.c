@@ -200,6 +200,7 @@ int sl_tls_rules_apply(const sl_tls_rules *rs, const char *subject, char *out,
 
 struct sl_tls_ctx {
     SSL_CTX *ssl;
+    bool server;         /* accepts; else connects (tests, benchmarks) */
     sl_tls_rules *rules; /* server contexts */
     size_t refs;
     char desc[256];
@@ -271,6 +272,7 @@ int sl_tls_ctx_new(const sl_config *cfg, sl_tls_ctx **out, char *err,
     }
     ctx = sl_calloc(1, sizeof(*ctx));
     ctx->refs = 1;
+    ctx->server = true;
     if (sl_tls_rules_parse(cfg->tls_principal_mapping_rules
                                ? cfg->tls_principal_mapping_rules
                                : "DEFAULT",
@@ -436,7 +438,7 @@ sl_tls_conn *sl_tls_conn_new(sl_tls_ctx *ctx)
     BIO_set_mem_eof_return(t->in, -1);
     BIO_set_mem_eof_return(t->out, -1);
     SSL_set_bio(t->ssl, t->in, t->out);
-    if (ctx->rules != NULL)
+    if (ctx->server)
         SSL_set_accept_state(t->ssl);
     else
         SSL_set_connect_state(t->ssl);
@@ -454,7 +456,7 @@ void sl_tls_conn_free(sl_tls_conn *t)
 
 void sl_tls_conn_feed(sl_tls_conn *t, const uint8_t *p, size_t n)
 {
-    if (!t->saw_first && n > 0 && t->ctx->rules != NULL) {
+    if (!t->saw_first && n > 0 && t->ctx->server) {
         /* A TLS connection opens with a handshake record (type 22). */
         size_t take = SL_MIN(n, sizeof(t->first) - t->n_first);
         memcpy(t->first + t->n_first, p, take);
@@ -584,7 +586,7 @@ int sl_tls_conn_principal(sl_tls_conn *t, char *out, size_t outlen,
     int n;
 
     if (peer == NULL || SSL_get_verify_result(t->ssl) != X509_V_OK ||
-        t->ctx->rules == NULL) {
+        !t->ctx->server) {
         X509_free(peer);
         return 0;
     }

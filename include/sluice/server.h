@@ -217,6 +217,8 @@ typedef struct sl_creds_ref {
     struct sl_sasl_creds *creds;
     size_t refs;
 } sl_creds_ref;
+/* Drops one reference (NULL is ignored); the last frees the credentials. */
+void sl__creds_unref(sl_creds_ref *r);
 
 typedef struct sl_security {
     struct sl_tls_ctx *tls;   /* for new TLS connections; NULL without */
